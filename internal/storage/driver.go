@@ -1,0 +1,68 @@
+// Package storage defines the content storage driver interface. Every call
+// names the account's storage area (models.StorageRef), so that content of
+// different accounts is kept apart. Implementations live in subpackages;
+// storagetest is the conformance suite every driver must pass.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"keppel/internal/models"
+)
+
+// ErrNotFound is returned when a blob, upload or manifest does not exist.
+var ErrNotFound = errors.New("not found in storage")
+
+// Driver stores blob and manifest content per account.
+//
+// Blobs are written as uploads: one or more AppendToBlob calls followed by
+// FinalizeBlob (or AbortBlobUpload). Until FinalizeBlob returns, the content
+// is not readable with ReadBlob. All writes are durable when the call returns
+// (fsync or equivalent), and a crash at any point never leaves a finished blob
+// with partial content.
+type Driver interface {
+	// AppendToBlob appends the content of r to the upload storageID as chunk
+	// chunkNumber (1-based). offset is the number of bytes the upload holds
+	// from earlier, acknowledged chunks; content beyond it (left by a chunk
+	// that failed half-way) is discarded first. It returns the number of
+	// bytes written. When it returns an error, the upload still holds
+	// exactly offset bytes as far as later calls are concerned.
+	AppendToBlob(ctx context.Context, ref models.StorageRef, storageID string, chunkNumber uint32, offset int64, r io.Reader) (int64, error)
+	// FinalizeBlob makes the upload readable as a blob under the same
+	// storageID. chunkCount is the number of chunks appended.
+	FinalizeBlob(ctx context.Context, ref models.StorageRef, storageID string, chunkCount uint32) error
+	// AbortBlobUpload removes an unfinished upload.
+	AbortBlobUpload(ctx context.Context, ref models.StorageRef, storageID string, chunkCount uint32) error
+	// ReadBlob returns length bytes of the blob starting at offset (length
+	// -1 reads to the end).
+	ReadBlob(ctx context.Context, ref models.StorageRef, storageID string, offset, length int64) (io.ReadCloser, error)
+	// DeleteBlob removes a finished blob.
+	DeleteBlob(ctx context.Context, ref models.StorageRef, storageID string) error
+
+	// WriteManifest stores a manifest's content (atomically and durably).
+	WriteManifest(ctx context.Context, ref models.StorageRef, repoName, digest string, content []byte) error
+	// ReadManifest returns a manifest's content.
+	ReadManifest(ctx context.Context, ref models.StorageRef, repoName, digest string) ([]byte, error)
+	// DeleteManifest removes a manifest's content.
+	DeleteManifest(ctx context.Context, ref models.StorageRef, repoName, digest string) error
+
+	// ListStorageContents lists the finished blobs and manifests of the
+	// account, for sweeping storage of objects the database does not know.
+	ListStorageContents(ctx context.Context, ref models.StorageRef) ([]StoredBlob, []StoredManifest, error)
+	// CleanupAccount removes the (empty) storage area of a deleted account.
+	CleanupAccount(ctx context.Context, ref models.StorageRef) error
+}
+
+// StoredBlob is a finished blob found in storage.
+type StoredBlob struct {
+	StorageID string
+	SizeBytes int64
+}
+
+// StoredManifest is a manifest found in storage.
+type StoredManifest struct {
+	RepoName string
+	Digest   string
+}
