@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type clientFlags struct {
+	registry      string
+	username      string
+	passwordStdin bool
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	def := os.Getenv("KEPPEL_REGISTRY_URL")
+	if def == "" {
+		def = "http://127.0.0.1:5000"
+	}
+	user := os.Getenv("KEPPEL_USERNAME")
+	if user == "" {
+		user = "admin"
+	}
+	cmd.Flags().StringVar(&f.registry, "registry", def, "registry URL (env KEPPEL_REGISTRY_URL)")
+	cmd.Flags().StringVar(&f.username, "username", user, "user name (env KEPPEL_USERNAME)")
+	cmd.Flags().BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from standard input (default: env KEPPEL_PASSWORD)")
+}
+
+func (f *clientFlags) password(cmd *cobra.Command) (string, error) {
+	if f.passwordStdin {
+		line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("reading password: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	if p := os.Getenv("KEPPEL_PASSWORD"); p != "" {
+		return p, nil
+	}
+	return "", errors.New("no password: set KEPPEL_PASSWORD or use --password-stdin")
+}
+
+// do sends a management API request with basic credentials and decodes the
+// JSON answer into out (if not nil).
+func (f *clientFlags) do(cmd *cobra.Command, method, path string, body, out any) error {
+	password, err := f.password(cmd)
+	if err != nil {
+		return err
+	}
+	base, err := url.Parse(f.registry)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") {
+		return fmt.Errorf("--registry %q must be an http(s) URL", f.registry)
+	}
+	var reader io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encoding request: %w", err)
+		}
+		reader = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), method, strings.TrimSuffix(f.registry, "/")+path, reader)
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	req.SetBasicAuth(f.username, password)
+	req.Header.Set("Content-Type", "application/json")
+	client := &http.Client{Timeout: time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("reading response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var env struct {
+			Errors []struct{ Code, Message string } `json:"errors"`
+		}
+		if json.Unmarshal(respBody, &env) == nil && len(env.Errors) > 0 {
+			return fmt.Errorf("%s %s: %s: %s", method, path, env.Errors[0].Code, env.Errors[0].Message)
+		}
+		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+	}
+	if out != nil {
+		if err := json.Unmarshal(respBody, out); err != nil {
+			return fmt.Errorf("decoding response: %w", err)
+		}
+	}
+	return nil
+}
+
+type accountJSON struct {
+	Name         string `json:"name"`
+	AuthTenantID string `json:"auth_tenant_id"`
+	State        string `json:"state,omitempty"`
+}
+
+func newAccountCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "account", Short: "Manage accounts (the first path element of repository names)"}
+
+	var create clientFlags
+	var tenant string
+	createCmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create an account (idempotent for the same auth tenant)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if tenant == "" {
+				return errors.New("--auth-tenant-id is required")
+			}
+			body := map[string]any{"account": map[string]string{"auth_tenant_id": tenant}}
+			var out struct {
+				Account accountJSON `json:"account"`
+			}
+			if err := create.do(cmd, http.MethodPut, "/keppel/v1/accounts/"+url.PathEscape(args[0]), body, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "account %s (auth tenant %s) is ready\n", out.Account.Name, out.Account.AuthTenantID)
+			return nil
+		},
+	}
+	create.register(createCmd)
+	createCmd.Flags().StringVar(&tenant, "auth-tenant-id", "", "auth tenant that owns the account")
+
+	var list clientFlags
+	var asJSON bool
+	listCmd := &cobra.Command{
+		Use:   "list",
+		Short: "List accounts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Accounts []accountJSON `json:"accounts"`
+			}
+			if err := list.do(cmd, http.MethodGet, "/keppel/v1/accounts", nil, &out); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out.Accounts)
+			}
+			fmt.Fprintf(w, "%-32s %-32s %s\n", "NAME", "AUTH TENANT", "STATE")
+			for _, a := range out.Accounts {
+				state := a.State
+				if state == "" {
+					state = "active"
+				}
+				fmt.Fprintf(w, "%-32s %-32s %s\n", a.Name, a.AuthTenantID, state)
+			}
+			return nil
+		},
+	}
+	list.register(listCmd)
+	listCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	cmd.AddCommand(createCmd, listCmd)
+	return cmd
+}
+
+func hostOf(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return publicURL
+	}
+	return u.Host
+}

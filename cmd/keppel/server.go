@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"keppel/internal/config"
+	"keppel/internal/server"
+)
+
+func newServerCommand() *cobra.Command {
+	var configFile string
+	loadConfig := func() (config.Config, error) {
+		path := configFile
+		if path == "" {
+			path = os.Getenv("KEPPEL_CONFIG_FILE")
+		}
+		return config.Load(path, os.LookupEnv)
+	}
+
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the registry (embedded mode: SQLite and filesystem unless configured otherwise)",
+		Long: `Run the registry. With no configuration it listens on 127.0.0.1:5000 and keeps
+metadata (SQLite) and content (filesystem) in ./keppel-data.
+
+Configuration comes from a YAML file (--config or KEPPEL_CONFIG_FILE) and
+KEPPEL_* environment variables, which win. See docs/configuration.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			return runServer(cmd, cfg)
+		},
+	}
+	cmd.PersistentFlags().StringVar(&configFile, "config", "", "path to the YAML configuration file")
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "api",
+		Short: "Run the API server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			return runServer(cmd, cfg)
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "validate-config",
+		Short: "Check the configuration and print the effective values",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
+			fmt.Fprintln(cmd.OutOrStdout(), "  listen address:", cfg.API.ListenAddress)
+			fmt.Fprintln(cmd.OutOrStdout(), "  public URL:    ", cfg.API.PublicURL)
+			if cfg.UsesPostgres() {
+				fmt.Fprintln(cmd.OutOrStdout(), "  metadata:       PostgreSQL")
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "  metadata:       SQLite at", cfg.Database.SQLitePath)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "  storage:       ", cfg.Storage.Driver, cfg.Storage.Path)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func runServer(cmd *cobra.Command, cfg config.Config) error {
+	log := server.NewLogger(cfg)
+	srv, err := server.Build(cmd.Context(), cfg, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	out := cmd.ErrOrStderr()
+	return srv.Run(cmd.Context(), func(addr net.Addr) {
+		log.Info("keppel is listening", "address", addr.String(), "public_url", cfg.API.PublicURL)
+		if srv.AdminPasswordGenerated != "" {
+			fmt.Fprintf(out, `
+The administrator account was created:
+    username: admin
+    password: %s
+This password is shown only once; set KEPPEL_ADMIN_PASSWORD to choose your own.
+
+Log in:            docker login %[2]s -u admin
+Create an account: KEPPEL_PASSWORD=… keppel account create library --auth-tenant-id default --registry %[3]s
+Push an image:     docker push %[2]s/library/hello:latest
+
+`, srv.AdminPasswordGenerated, hostOf(cfg.API.PublicURL), cfg.API.PublicURL)
+		}
+	})
+}

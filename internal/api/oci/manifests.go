@@ -1,0 +1,105 @@
+package oci
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+
+	"keppel/internal/auth"
+	"keppel/internal/errcode"
+	"keppel/internal/oci"
+)
+
+func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if _, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull)); ok {
+			h.getManifest(w, r, rt)
+		}
+	case http.MethodPut:
+		if _, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush)); ok {
+			h.putManifest(w, r, rt)
+		}
+	case http.MethodDelete:
+		if _, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionDelete)); ok {
+			h.deleteManifest(w, r, rt)
+		}
+	default:
+		methodNotAllowed(w, "GET, HEAD, PUT, DELETE")
+	}
+}
+
+func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) {
+	repo, err := h.svc.FindRepository(r.Context(), rt.repo)
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	m, err := h.svc.GetManifest(r.Context(), repo, rt.ref)
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", m.MediaType)
+	hdr.Set("Docker-Content-Digest", m.Digest)
+	hdr.Set("ETag", `"`+m.Digest+`"`)
+	hdr.Set("Content-Length", strconv.Itoa(len(m.Content)))
+	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == `"`+m.Digest+`"` {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(m.Content)
+		h.metrics.Pulled.WithLabelValues("manifest").Inc()
+	}
+}
+
+func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) {
+	if r.ContentLength > oci.MaxManifestSize {
+		errcode.Write(w, errcode.New(errcode.ManifestTooLarge, "manifests may be at most %d bytes, this one has %d", oci.MaxManifestSize, r.ContentLength))
+		return
+	}
+	content, err := io.ReadAll(io.LimitReader(r.Body, oci.MaxManifestSize+1))
+	if err != nil {
+		errcode.Write(w, errcode.New(errcode.ManifestInvalid, "reading the manifest failed: %s", err.Error()))
+		return
+	}
+	if len(content) > oci.MaxManifestSize {
+		errcode.Write(w, errcode.New(errcode.ManifestTooLarge, "manifests may be at most %d bytes", oci.MaxManifestSize))
+		return
+	}
+	repo, err := h.svc.FindOrCreateRepository(r.Context(), rt.repo)
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	pushed, err := h.svc.PutManifest(r.Context(), repo, rt.ref, r.Header.Get("Content-Type"), content)
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	h.metrics.Pushed.WithLabelValues("manifest").Inc()
+	hdr := w.Header()
+	hdr.Set("Location", "/v2/"+rt.repo+"/manifests/"+pushed.Digest.String())
+	hdr.Set("Docker-Content-Digest", pushed.Digest.String())
+	if pushed.Subject != "" {
+		hdr.Set("OCI-Subject", pushed.Subject)
+	}
+	hdr.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt route) {
+	repo, err := h.svc.FindRepository(r.Context(), rt.repo)
+	if err == nil {
+		err = h.svc.DeleteManifest(r.Context(), repo, rt.ref)
+	}
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,307 @@
+// Package config holds the typed server configuration: defaults that make the
+// embedded mode work with no configuration at all, loading from a YAML file
+// and KEPPEL_* environment variables (the environment wins), and validation
+// with errors that name the offending key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	API      API      `yaml:"api"`
+	DataDir  string   `yaml:"data_dir"`
+	Database Database `yaml:"database"`
+	Storage  Storage  `yaml:"storage"`
+	Auth     Auth     `yaml:"auth"`
+	Janitor  Janitor  `yaml:"janitor"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is "text" or "json".
+	LogFormat string `yaml:"log_format"`
+}
+
+// API configures the HTTP listener.
+type API struct {
+	ListenAddress string `yaml:"listen_address"`
+	// PublicURL is the URL clients reach the registry at, used in the auth
+	// challenge and Location headers. Derived from PublicFQDN or the listen
+	// address when empty.
+	PublicURL  string `yaml:"public_url"`
+	PublicFQDN string `yaml:"public_fqdn"`
+	TLSCert    string `yaml:"tls_cert_file"`
+	TLSKey     string `yaml:"tls_key_file"`
+	// PprofListenAddress enables net/http/pprof on a separate listener.
+	PprofListenAddress string `yaml:"pprof_listen_address"`
+}
+
+// Database selects and configures the metadata store. With neither URL nor
+// Hostname set, SQLite in the data directory is used.
+type Database struct {
+	URL               string `yaml:"url"`
+	Hostname          string `yaml:"hostname"`
+	Port              string `yaml:"port"`
+	Username          string `yaml:"username"`
+	Password          string `yaml:"password"`
+	Name              string `yaml:"name"`
+	ConnectionOptions string `yaml:"connection_options"`
+	// SQLitePath overrides the SQLite file location.
+	SQLitePath string `yaml:"sqlite_path"`
+}
+
+// Storage selects the content storage driver.
+type Storage struct {
+	// Driver is "filesystem" (default) or "memory" (for tests only).
+	Driver string `yaml:"driver"`
+	// Path is the root of the filesystem driver (default <data_dir>/storage).
+	Path string `yaml:"path"`
+}
+
+// Auth configures authentication and token issuance.
+type Auth struct {
+	// AdminPassword sets the password of the built-in "admin" user instead
+	// of generating one on first start.
+	AdminPassword string `yaml:"admin_password"`
+	// IssuerKeyFile holds the Ed25519 private key (PEM, PKCS#8) that signs
+	// tokens. Default: <data_dir>/token-key.pem, generated on first start.
+	IssuerKeyFile string `yaml:"issuer_key_file"`
+	// PreviousIssuerKeyFile holds the key used before the last rotation;
+	// tokens signed with it are still accepted.
+	PreviousIssuerKeyFile string        `yaml:"previous_issuer_key_file"`
+	TokenLifetime         time.Duration `yaml:"token_lifetime"`
+}
+
+// Janitor configures the background jobs.
+type Janitor struct {
+	// Embedded runs the janitor inside the API process (the default).
+	Embedded *bool `yaml:"embedded"`
+	// AbandonedUploadAge is how long an untouched upload is kept.
+	AbandonedUploadAge time.Duration `yaml:"abandoned_upload_age"`
+}
+
+// Default returns the configuration used when nothing is configured.
+func Default() Config {
+	return Config{
+		API:       API{ListenAddress: "127.0.0.1:5000"},
+		DataDir:   "keppel-data",
+		Storage:   Storage{Driver: "filesystem"},
+		Auth:      Auth{TokenLifetime: time.Hour},
+		LogLevel:  "info",
+		LogFormat: "text",
+		Janitor:   Janitor{AbandonedUploadAge: 24 * time.Hour},
+	}
+}
+
+// Load builds the configuration from the defaults, then the YAML file (if
+// path is not empty), then the environment (lookup is os.LookupEnv in
+// production, injectable for tests). The result is validated and completed.
+func Load(path string, lookup func(string) (string, bool)) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		buf, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("reading config file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(buf))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("parsing config file %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, lookup); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.complete(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+type envBinding struct {
+	name string
+	set  func(c *Config, v string) error
+}
+
+func str(f func(c *Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+func dur(f func(c *Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*f(c) = d
+		return nil
+	}
+}
+
+var envBindings = []envBinding{
+	{"KEPPEL_API_LISTEN_ADDRESS", str(func(c *Config) *string { return &c.API.ListenAddress })},
+	{"KEPPEL_API_PUBLIC_URL", str(func(c *Config) *string { return &c.API.PublicURL })},
+	{"KEPPEL_API_PUBLIC_FQDN", str(func(c *Config) *string { return &c.API.PublicFQDN })},
+	{"KEPPEL_API_TLS_CERT_FILE", str(func(c *Config) *string { return &c.API.TLSCert })},
+	{"KEPPEL_API_TLS_KEY_FILE", str(func(c *Config) *string { return &c.API.TLSKey })},
+	{"KEPPEL_PPROF_LISTEN_ADDRESS", str(func(c *Config) *string { return &c.API.PprofListenAddress })},
+	{"KEPPEL_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
+	{"KEPPEL_DB_URL", str(func(c *Config) *string { return &c.Database.URL })},
+	{"KEPPEL_DB_HOSTNAME", str(func(c *Config) *string { return &c.Database.Hostname })},
+	{"KEPPEL_DB_PORT", str(func(c *Config) *string { return &c.Database.Port })},
+	{"KEPPEL_DB_USERNAME", str(func(c *Config) *string { return &c.Database.Username })},
+	{"KEPPEL_DB_PASSWORD", str(func(c *Config) *string { return &c.Database.Password })},
+	{"KEPPEL_DB_NAME", str(func(c *Config) *string { return &c.Database.Name })},
+	{"KEPPEL_DB_CONNECTION_OPTIONS", str(func(c *Config) *string { return &c.Database.ConnectionOptions })},
+	{"KEPPEL_DB_SQLITE_PATH", str(func(c *Config) *string { return &c.Database.SQLitePath })},
+	{"KEPPEL_STORAGE_DRIVER", str(func(c *Config) *string { return &c.Storage.Driver })},
+	{"KEPPEL_STORAGE_PATH", str(func(c *Config) *string { return &c.Storage.Path })},
+	{"KEPPEL_ADMIN_PASSWORD", str(func(c *Config) *string { return &c.Auth.AdminPassword })},
+	{"KEPPEL_AUTH_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.IssuerKeyFile })},
+	{"KEPPEL_AUTH_PREVIOUS_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.PreviousIssuerKeyFile })},
+	{"KEPPEL_AUTH_TOKEN_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
+	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
+	{"KEPPEL_JANITOR_EMBEDDED", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		c.Janitor.Embedded = &b
+		return nil
+	}},
+	{"KEPPEL_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel })},
+	{"KEPPEL_LOG_FORMAT", str(func(c *Config) *string { return &c.LogFormat })},
+}
+
+// EnvironmentVariables lists every variable that Load reads.
+func EnvironmentVariables() []string {
+	names := make([]string, len(envBindings))
+	for i, b := range envBindings {
+		names[i] = b.name
+	}
+	return names
+}
+
+func applyEnv(cfg *Config, lookup func(string) (string, bool)) error {
+	for _, b := range envBindings {
+		v, ok := lookup(b.name)
+		if !ok || v == "" {
+			continue
+		}
+		if err := b.set(cfg, v); err != nil {
+			return fmt.Errorf("environment variable %s: %w", b.name, err)
+		}
+	}
+	return nil
+}
+
+// complete validates the configuration and fills in derived values.
+func (c *Config) complete() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir (KEPPEL_DATA_DIR) must not be empty")
+	}
+	host, port, err := net.SplitHostPort(c.API.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("api.listen_address (KEPPEL_API_LISTEN_ADDRESS) %q: %w", c.API.ListenAddress, err)
+	}
+	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
+		return errors.New("api.tls_cert_file and api.tls_key_file must be set together")
+	}
+	scheme := "http"
+	if c.API.TLSCert != "" {
+		scheme = "https"
+	}
+	switch {
+	case c.API.PublicURL != "":
+	case c.API.PublicFQDN != "":
+		c.API.PublicURL = scheme + "://" + c.API.PublicFQDN
+	default:
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.API.PublicURL = scheme + "://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(c.API.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("api.public_url (KEPPEL_API_PUBLIC_URL) %q must be an http(s) URL", c.API.PublicURL)
+	}
+	c.API.PublicURL = strings.TrimSuffix(c.API.PublicURL, "/")
+
+	if c.Database.URL != "" && c.Database.Hostname != "" {
+		return errors.New("database.url (KEPPEL_DB_URL) and database.hostname (KEPPEL_DB_HOSTNAME) are exclusive")
+	}
+	if c.Database.Hostname != "" {
+		c.Database.URL = c.Database.postgresURL()
+	}
+	if c.Database.URL != "" && !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
+		return errors.New("database.url (KEPPEL_DB_URL) must be a postgres:// URL")
+	}
+	if c.Database.SQLitePath == "" {
+		c.Database.SQLitePath = filepath.Join(c.DataDir, "keppel.db")
+	}
+
+	switch c.Storage.Driver {
+	case "filesystem":
+		if c.Storage.Path == "" {
+			c.Storage.Path = filepath.Join(c.DataDir, "storage")
+		}
+	case "memory":
+	default:
+		return fmt.Errorf("storage.driver (KEPPEL_STORAGE_DRIVER) %q is not one of: filesystem, memory", c.Storage.Driver)
+	}
+	if c.Auth.IssuerKeyFile == "" {
+		c.Auth.IssuerKeyFile = filepath.Join(c.DataDir, "token-key.pem")
+	}
+	if c.Auth.TokenLifetime < time.Minute || c.Auth.TokenLifetime > 24*time.Hour {
+		return fmt.Errorf("auth.token_lifetime (KEPPEL_AUTH_TOKEN_LIFETIME) %s must be between 1m and 24h", c.Auth.TokenLifetime)
+	}
+	if c.Janitor.Embedded == nil {
+		embedded := true
+		c.Janitor.Embedded = &embedded
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level (KEPPEL_LOG_LEVEL) %q is not one of: debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log_format (KEPPEL_LOG_FORMAT) %q is not one of: text, json", c.LogFormat)
+	}
+	return nil
+}
+
+// UsesPostgres reports whether the metadata store is PostgreSQL.
+func (c Config) UsesPostgres() bool { return c.Database.URL != "" }
+
+// postgresURL assembles a connection URL from SAP Keppel's separate variables.
+func (d Database) postgresURL() string {
+	u := url.URL{Scheme: "postgres", Host: d.Hostname, Path: "/" + d.Name}
+	if d.Port != "" {
+		u.Host = net.JoinHostPort(d.Hostname, d.Port)
+	}
+	if d.Name == "" {
+		u.Path = "/keppel"
+	}
+	switch {
+	case d.Username != "" && d.Password != "":
+		u.User = url.UserPassword(d.Username, d.Password)
+	case d.Username != "":
+		u.User = url.User(d.Username)
+	}
+	u.RawQuery = d.ConnectionOptions
+	return u.String()
+}

@@ -1,0 +1,226 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"keppel/internal/db"
+	"keppel/internal/models"
+	"keppel/internal/oci"
+)
+
+// GetManifest resolves a tag or digest to a manifest with its content.
+func (s *Service) GetManifest(ctx context.Context, repo Repo, reference string) (models.ManifestWithContent, error) {
+	var (
+		m   models.ManifestWithContent
+		err error
+	)
+	if oci.IsDigest(reference) {
+		d, perr := oci.ParseDigest(reference)
+		if perr != nil {
+			return m, fmt.Errorf("%w: %s", ErrDigestInvalid, perr.Error())
+		}
+		m, err = s.db.GetManifest(ctx, repo.ID, d.String())
+	} else {
+		if !oci.ValidTag(reference) {
+			return m, fmt.Errorf("%w: %q is neither a valid tag nor a digest", ErrTagInvalid, reference)
+		}
+		m, err = s.db.GetTaggedManifest(ctx, repo.ID, reference)
+	}
+	if errors.Is(err, db.ErrNotFound) {
+		return m, fmt.Errorf("%w: manifest %s is not known in repository %s", ErrManifestUnknown, reference, repo.FullName())
+	}
+	if err != nil {
+		return m, fmt.Errorf("looking up manifest: %w", err)
+	}
+	return m, nil
+}
+
+// PushedManifest describes the result of PutManifest.
+type PushedManifest struct {
+	Digest    digest.Digest
+	MediaType string
+	// Subject is the digest of the manifest's subject ("" if none).
+	Subject string
+}
+
+// PutManifest validates and stores a manifest under a tag or digest
+// reference. contentType is the request's Content-Type header. Every blob
+// and child manifest it references must exist in the repository.
+func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, contentType string, content []byte) (PushedManifest, error) {
+	if len(content) > oci.MaxManifestSize {
+		return PushedManifest{}, fmt.Errorf("%w: manifests may be at most %d bytes", ErrManifestTooLarge, oci.MaxManifestSize)
+	}
+	tag := ""
+	d := digest.SHA256.FromBytes(content)
+	if oci.IsDigest(reference) {
+		want, err := oci.ParseDigest(reference)
+		if err != nil {
+			return PushedManifest{}, fmt.Errorf("%w: %s", ErrDigestInvalid, err.Error())
+		}
+		d = want.Algorithm().FromBytes(content)
+		if d != want {
+			return PushedManifest{}, fmt.Errorf("%w: the manifest has digest %s, not %s", ErrDigestInvalid, d, want)
+		}
+	} else {
+		if !oci.ValidTag(reference) {
+			return PushedManifest{}, fmt.Errorf("%w: %q is not a valid tag", ErrTagInvalid, reference)
+		}
+		tag = reference
+	}
+
+	parsed, err := oci.ParseManifest(contentType, content)
+	switch {
+	case errors.Is(err, oci.ErrUnsupportedMediaType):
+		return PushedManifest{}, fmt.Errorf("%w: %s", ErrManifestInvalid, err.Error())
+	case err != nil:
+		return PushedManifest{}, fmt.Errorf("%w: %s", ErrManifestInvalid, err.Error())
+	}
+
+	blobIDs := make([]int64, 0, len(parsed.Blobs))
+	for _, desc := range parsed.Blobs {
+		b, err := s.db.GetBlobInRepository(ctx, repo.ID, desc.Digest.String())
+		if errors.Is(err, db.ErrNotFound) {
+			return PushedManifest{}, fmt.Errorf("%w: blob %s is not known in repository %s", ErrManifestBlobUnknown, desc.Digest, repo.FullName())
+		}
+		if err != nil {
+			return PushedManifest{}, fmt.Errorf("looking up referenced blob: %w", err)
+		}
+		if b.SizeBytes != desc.Size {
+			return PushedManifest{}, fmt.Errorf("%w: blob %s has %d bytes, the manifest says %d", ErrManifestInvalid, desc.Digest, b.SizeBytes, desc.Size)
+		}
+		blobIDs = append(blobIDs, b.ID)
+	}
+	children := make([]string, 0, len(parsed.Manifests))
+	for _, desc := range parsed.Manifests {
+		children = append(children, desc.Digest.String())
+	}
+
+	m := models.ManifestWithContent{
+		Manifest: models.Manifest{
+			RepositoryID: repo.ID,
+			Digest:       d.String(),
+			MediaType:    parsed.MediaType,
+			SizeBytes:    int64(len(content)),
+			PushedAt:     s.now(),
+			ArtifactType: parsed.ArtifactType,
+		},
+		Content: content,
+	}
+	if parsed.Subject != nil {
+		m.SubjectDigest = parsed.Subject.Digest.String()
+	}
+	if len(parsed.Annotations) > 0 {
+		buf, err := json.Marshal(parsed.Annotations)
+		if err != nil {
+			return PushedManifest{}, fmt.Errorf("encoding annotations: %w", err)
+		}
+		m.AnnotationsJSON = string(buf)
+	}
+
+	// Content first, metadata second: the database never points at content
+	// that is not durably stored.
+	if err := s.storage.WriteManifest(ctx, repo.StorageRef(), repo.Name, m.Digest, content); err != nil {
+		return PushedManifest{}, fmt.Errorf("writing manifest: %w", err)
+	}
+	err = s.db.PutManifest(ctx, m, blobIDs, children, tag)
+	if errors.Is(err, db.ErrReferenceMissing) {
+		return PushedManifest{}, fmt.Errorf("%w: a referenced manifest or blob is not known in repository %s", ErrManifestBlobUnknown, repo.FullName())
+	}
+	if err != nil {
+		return PushedManifest{}, fmt.Errorf("storing manifest: %w", err)
+	}
+	return PushedManifest{Digest: d, MediaType: parsed.MediaType, Subject: m.SubjectDigest}, nil
+}
+
+// DeleteManifest deletes a manifest (reference is a digest) with all its
+// tags, or only a tag (reference is a tag).
+func (s *Service) DeleteManifest(ctx context.Context, repo Repo, reference string) error {
+	if !oci.IsDigest(reference) {
+		if !oci.ValidTag(reference) {
+			return fmt.Errorf("%w: %q is neither a valid tag nor a digest", ErrTagInvalid, reference)
+		}
+		err := s.db.DeleteTag(ctx, repo.ID, reference)
+		if errors.Is(err, db.ErrNotFound) {
+			return fmt.Errorf("%w: tag %s is not known in repository %s", ErrManifestUnknown, reference, repo.FullName())
+		}
+		if err != nil {
+			return fmt.Errorf("deleting tag: %w", err)
+		}
+		return nil
+	}
+	d, err := oci.ParseDigest(reference)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrDigestInvalid, err.Error())
+	}
+	err = s.db.DeleteManifest(ctx, repo.ID, d.String())
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return fmt.Errorf("%w: manifest %s is not known in repository %s", ErrManifestUnknown, d, repo.FullName())
+	case errors.Is(err, db.ErrStillReferenced):
+		return fmt.Errorf("%w: manifest %s is referenced by an index in %s; delete the index first", ErrManifestReferenced, d, repo.FullName())
+	case err != nil:
+		return fmt.Errorf("deleting manifest: %w", err)
+	}
+	// Metadata first, content second: a crash in between leaves unreferenced
+	// content for the storage sweep, never metadata without content.
+	if err := s.storage.DeleteManifest(ctx, repo.StorageRef(), repo.Name, d.String()); err != nil {
+		s.log.Warn("cannot delete manifest content; the storage sweep will", "digest", d, "error", err)
+	}
+	return nil
+}
+
+// ListTags returns a page of the repository's tags in lexical order.
+func (s *Service) ListTags(ctx context.Context, repo Repo, page oci.Pagination) ([]string, error) {
+	tags, err := s.db.ListTags(ctx, repo.ID, page.Last, page.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing tags: %w", err)
+	}
+	return tags, nil
+}
+
+// ListRepositories returns a page of repository names (catalog order).
+func (s *Service) ListRepositories(ctx context.Context, page oci.Pagination) ([]string, error) {
+	repos, err := s.db.ListRepositories(ctx, page.Last, page.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	names := make([]string, len(repos))
+	for i, r := range repos {
+		names[i] = r.FullName()
+	}
+	return names, nil
+}
+
+// Referrers returns descriptors of the manifests whose subject is d,
+// optionally only those of one artifact type.
+func (s *Service) Referrers(ctx context.Context, repo Repo, d digest.Digest, artifactType string) ([]imagespec.Descriptor, error) {
+	ms, err := s.db.ListReferrers(ctx, repo.ID, d.String())
+	if err != nil {
+		return nil, fmt.Errorf("listing referrers: %w", err)
+	}
+	out := make([]imagespec.Descriptor, 0, len(ms))
+	for _, m := range ms {
+		if artifactType != "" && m.ArtifactType != artifactType {
+			continue
+		}
+		desc := imagespec.Descriptor{
+			MediaType:    m.MediaType,
+			Digest:       digest.Digest(m.Digest),
+			Size:         m.SizeBytes,
+			ArtifactType: m.ArtifactType,
+		}
+		if m.AnnotationsJSON != "" {
+			if err := json.Unmarshal([]byte(m.AnnotationsJSON), &desc.Annotations); err != nil {
+				return nil, fmt.Errorf("decoding annotations of %s: %w", m.Digest, err)
+			}
+		}
+		out = append(out, desc)
+	}
+	return out, nil
+}

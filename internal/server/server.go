@@ -1,0 +1,230 @@
+// Package server is the composition root: it builds the metadata store,
+// storage driver, auth, registry service and HTTP handlers from the
+// configuration, and runs them until shut down. It is the only package that
+// imports concrete drivers.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"keppel/internal/api/keppelv1"
+	"keppel/internal/api/middleware"
+	ociapi "keppel/internal/api/oci"
+	"keppel/internal/auth"
+	"keppel/internal/auth/builtin"
+	"keppel/internal/config"
+	"keppel/internal/db"
+	"keppel/internal/db/postgres"
+	"keppel/internal/db/sqlite"
+	"keppel/internal/registry"
+	"keppel/internal/storage"
+	"keppel/internal/storage/fs"
+	"keppel/internal/storage/memory"
+)
+
+// Server is a fully built registry.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	store   db.Store
+	handler http.Handler
+	// AdminPasswordGenerated is the admin password created on this start
+	// ("" if the admin existed or the password was configured).
+	AdminPasswordGenerated string
+}
+
+// Build constructs the server from the configuration.
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := build(ctx, cfg, log, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.Store) (*Server, error) {
+	driver, err := openStorage(cfg)
+	if err != nil {
+		return nil, err
+	}
+	key, err := auth.LoadOrCreateKey(cfg.Auth.IssuerKeyFile, true)
+	if err != nil {
+		return nil, err
+	}
+	var previous ed25519.PrivateKey
+	if cfg.Auth.PreviousIssuerKeyFile != "" {
+		previous, err = auth.LoadOrCreateKey(cfg.Auth.PreviousIssuerKeyFile, false)
+		if err != nil {
+			return nil, err
+		}
+	}
+	publicURL, err := url.Parse(cfg.API.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing public URL: %w", err)
+	}
+	tokens := auth.NewTokenService(publicURL.Host, cfg.Auth.TokenLifetime, key, previous, time.Now)
+	generated, err := builtin.EnsureAdmin(ctx, store, cfg.Auth.AdminPassword, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("setting up the admin user: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := middleware.NewMetrics(reg)
+
+	svc := registry.New(store, driver, registry.WithLogger(log))
+	v2 := ociapi.New(svc, tokens, metrics, log, cfg.API.PublicURL)
+	v1 := keppelv1.New(svc, tokens, builtin.New(store), log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", middleware.Wrap(v2, log, metrics, ociapi.RouteName))
+	mux.Handle("/v2", middleware.Wrap(v2, log, metrics, ociapi.RouteName))
+	mux.Handle("/keppel/v1/", middleware.Wrap(v1, log, metrics, keppelv1.RouteName))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := store.Ping(ctx); err != nil {
+			log.Error("healthcheck failed", "error", err)
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+
+	return &Server{cfg: cfg, log: log, store: store, handler: mux, AdminPasswordGenerated: generated}, nil
+}
+
+func openStore(ctx context.Context, cfg config.Config) (db.Store, error) {
+	if cfg.UsesPostgres() {
+		store, err := postgres.Open(ctx, cfg.Database.URL)
+		if err != nil {
+			return nil, fmt.Errorf("opening PostgreSQL database: %w", err)
+		}
+		return store, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Database.SQLitePath), 0o700); err != nil {
+		return nil, fmt.Errorf("creating directory for SQLite database: %w", err)
+	}
+	store, err := sqlite.Open(ctx, cfg.Database.SQLitePath)
+	if err != nil {
+		return nil, fmt.Errorf("opening SQLite database: %w", err)
+	}
+	return store, nil
+}
+
+func openStorage(cfg config.Config) (storage.Driver, error) {
+	switch cfg.Storage.Driver {
+	case "memory":
+		return memory.New(), nil
+	case "filesystem":
+		d, err := fs.New(cfg.Storage.Path)
+		if err != nil {
+			return nil, fmt.Errorf("opening filesystem storage: %w", err)
+		}
+		return d, nil
+	default:
+		return nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
+	}
+}
+
+// Handler returns the server's HTTP handler (for in-process tests).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close releases the server's resources.
+func (s *Server) Close() error { return s.store.Close() }
+
+// Run serves HTTP until ctx is cancelled, then shuts down gracefully.
+// ready, if not nil, is called with the bound address once listening.
+func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.API.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.API.ListenAddress, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.cfg.API.PprofListenAddress != "" {
+		go s.runPprof(ctx)
+	}
+	errs := make(chan error, 1)
+	go func() {
+		if s.cfg.API.TLSCert != "" {
+			errs <- srv.ServeTLS(ln, s.cfg.API.TLSCert, s.cfg.API.TLSKey)
+		} else {
+			errs <- srv.Serve(ln)
+		}
+	}()
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errs:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err := <-errs; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving HTTP: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) runPprof(ctx context.Context) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: s.cfg.API.PprofListenAddress, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Warn("pprof listener failed", "error", err)
+	}
+}
+
+// NewLogger builds the logger that the configuration asks for.
+func NewLogger(cfg config.Config) *slog.Logger {
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[strings.ToLower(cfg.LogLevel)]
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
