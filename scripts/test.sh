@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: static checks, unit and end-to-end tests with the
+# race detector (SQLite and a real PostgreSQL), the OCI conformance suite
+# against the real binary (SQLite and PostgreSQL), and bounded fuzzing.
+# It finds or starts what the tests need and is safe to run repeatedly.
+#
+# Environment:
+#   KEPPEL_TEST_POSTGRES_URL  PostgreSQL server to create throwaway databases on
+#                             (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
+#   FUZZTIME                  time per fuzz target (default 20s; 0 skips fuzzing)
+#   KEPPEL_CACHE_DIR          where built tools are cached (default ~/.cache/keppel-ci)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
+CACHE_DIR=${KEPPEL_CACHE_DIR:-$HOME/.cache/keppel-ci}
+export KEPPEL_TEST_POSTGRES_URL=${KEPPEL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+FUZZTIME=${FUZZTIME:-20s}
+
+log() { printf '\n=== %s\n' "$*"; }
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  log "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    for version in $(ls /etc/postgresql); do
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    done
+  else
+    echo "PostgreSQL is not installed; install it (Debian: apt-get install postgresql) or set KEPPEL_TEST_POSTGRES_URL" >&2
+    exit 1
+  fi
+  for _ in $(seq 1 50); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
+    sleep 0.2
+  done
+  echo "PostgreSQL did not start" >&2
+  exit 1
+}
+
+ensure_conformance() {
+  local bin="$CACHE_DIR/conformance-$CONFORMANCE_VERSION"
+  if [ ! -x "$bin" ]; then
+    log "building the OCI conformance suite $CONFORMANCE_VERSION"
+    local src="$CACHE_DIR/conformance-src-$CONFORMANCE_VERSION"
+    mkdir -p "$src"
+    (
+      cd "$src"
+      [ -f go.mod ] || go mod init keppel-conformance-build >/dev/null 2>&1
+      go get "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE_VERSION"
+      go build -o "$bin.tmp" github.com/opencontainers/distribution-spec/conformance
+      mv "$bin.tmp" "$bin"
+    )
+  fi
+  export KEPPEL_CONFORMANCE_BIN="$bin"
+}
+
+log "static checks"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+ensure_postgres
+ensure_conformance
+
+log "go test -race ./..."
+go test -race -count=1 -timeout 20m ./...
+
+if [ "$FUZZTIME" != "0" ]; then
+  log "fuzzing ($FUZZTIME per target)"
+  FUZZTIME=$FUZZTIME scripts/fuzz.sh
+fi
+
+log "all tests passed"
