@@ -21,22 +21,27 @@ var ErrNotFound = errors.New("not found in storage")
 // FinalizeBlob (or AbortBlobUpload). Until FinalizeBlob returns, the content
 // is not readable with ReadBlob. All writes are durable when the call returns
 // (fsync or equivalent), and a crash at any point never leaves a finished blob
-// with partial content.
+// with partial content. Missing objects yield ErrNotFound; names that cannot
+// be storage locations (see ValidateRef and friends) yield ErrInvalidName.
 type Driver interface {
 	// AppendToBlob appends the content of r to the upload storageID as chunk
 	// chunkNumber (1-based). offset is the number of bytes the upload holds
 	// from earlier, acknowledged chunks; content beyond it (left by a chunk
 	// that failed half-way) is discarded first. It returns the number of
 	// bytes written. When it returns an error, the upload still holds
-	// exactly offset bytes as far as later calls are concerned.
+	// exactly offset bytes as far as later calls are concerned. If the
+	// upload holds fewer than offset bytes, it fails with
+	// ErrUploadOffsetMismatch; with offset > 0 and no upload, ErrNotFound.
 	AppendToBlob(ctx context.Context, ref models.StorageRef, storageID string, chunkNumber uint32, offset int64, r io.Reader) (int64, error)
 	// FinalizeBlob makes the upload readable as a blob under the same
-	// storageID. chunkCount is the number of chunks appended.
+	// storageID. chunkCount is the number of chunks appended; with
+	// chunkCount 0 and no upload it creates an empty blob.
 	FinalizeBlob(ctx context.Context, ref models.StorageRef, storageID string, chunkCount uint32) error
-	// AbortBlobUpload removes an unfinished upload.
+	// AbortBlobUpload removes an unfinished upload (ErrNotFound if none).
 	AbortBlobUpload(ctx context.Context, ref models.StorageRef, storageID string, chunkCount uint32) error
 	// ReadBlob returns length bytes of the blob starting at offset (length
-	// -1 reads to the end).
+	// -1 reads to the end; a longer length is cut at the end). An offset
+	// beyond the end fails with ErrInvalidRange.
 	ReadBlob(ctx context.Context, ref models.StorageRef, storageID string, offset, length int64) (io.ReadCloser, error)
 	// DeleteBlob removes a finished blob.
 	DeleteBlob(ctx context.Context, ref models.StorageRef, storageID string) error
@@ -51,7 +56,9 @@ type Driver interface {
 	// ListStorageContents lists the finished blobs and manifests of the
 	// account, for sweeping storage of objects the database does not know.
 	ListStorageContents(ctx context.Context, ref models.StorageRef) ([]StoredBlob, []StoredManifest, error)
-	// CleanupAccount removes the (empty) storage area of a deleted account.
+	// CleanupAccount removes the (empty) storage area of a deleted account,
+	// discarding abandoned uploads. It fails with ErrAccountNotEmpty while
+	// blobs or manifests remain.
 	CleanupAccount(ctx context.Context, ref models.StorageRef) error
 }
 
