@@ -13,6 +13,7 @@ import (
 
 	"keppel/internal/db"
 	"keppel/internal/models"
+	"keppel/internal/storage"
 )
 
 // Uploads always hash with sha256 while the content streams in; a blob
@@ -104,13 +105,17 @@ func (s *Service) appendChunk(ctx context.Context, repo Repo, u models.Upload, r
 	return u, nil
 }
 
-// FinishUpload appends the final chunk (r may be nil or empty), checks the
-// digest, and stores the blob in the repository. On a digest mismatch the
-// upload is discarded and nothing is stored.
-func (s *Service) FinishUpload(ctx context.Context, repo Repo, uuid string, expected digest.Digest, r io.Reader) (models.Blob, error) {
+// FinishUpload appends the final chunk (r may be nil or empty; start as in
+// AppendToUpload), checks the digest, and stores the blob in the
+// repository. On a digest mismatch the upload is discarded and nothing is
+// stored.
+func (s *Service) FinishUpload(ctx context.Context, repo Repo, uuid string, expected digest.Digest, start *int64, r io.Reader) (models.Blob, error) {
 	u, err := s.GetUpload(ctx, repo, uuid)
 	if err != nil {
 		return models.Blob{}, err
+	}
+	if start != nil && *start != u.SizeBytes {
+		return models.Blob{}, fmt.Errorf("%w: the final chunk starts at offset %d, but the upload holds %d bytes", ErrUploadOutOfOrder, *start, u.SizeBytes)
 	}
 	// Every finished blob consists of at least one chunk, even when empty,
 	// so that storage drivers always have an object to finalize.
@@ -172,7 +177,7 @@ func (s *Service) CancelUpload(ctx context.Context, repo Repo, uuid string) erro
 		}
 		return fmt.Errorf("deleting upload: %w", err)
 	}
-	if err := s.storage.AbortBlobUpload(ctx, repo.StorageRef(), u.StorageID, u.NumChunks); err != nil {
+	if err := s.storage.AbortBlobUpload(ctx, repo.StorageRef(), u.StorageID, u.NumChunks); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.Warn("cannot delete cancelled upload content", "storage_id", u.StorageID, "error", err)
 	}
 	return nil
@@ -188,7 +193,7 @@ func (s *Service) discardUpload(ctx context.Context, repo Repo, u models.Upload,
 	} else {
 		err = s.storage.AbortBlobUpload(ctx, repo.StorageRef(), u.StorageID, u.NumChunks)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.Warn("cannot delete rejected upload content", "storage_id", u.StorageID, "error", err)
 	}
 }

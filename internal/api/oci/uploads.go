@@ -79,7 +79,7 @@ func (h *Handler) monolithicUpload(w http.ResponseWriter, r *http.Request, rt ro
 		writeError(w, r, h.log, err)
 		return
 	}
-	blob, err := h.svc.FinishUpload(r.Context(), repo, u.UUID, d, r.Body)
+	blob, err := h.svc.FinishUpload(r.Context(), repo, u.UUID, d, nil, r.Body)
 	if err != nil {
 		if !errors.Is(err, registry.ErrDigestInvalid) {
 			_ = h.svc.CancelUpload(r.Context(), repo, u.UUID)
@@ -142,11 +142,12 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			errcode.Write(w, errcode.New(errcode.DigestInvalid, "the digest query parameter is required: %s", err.Error()))
 			return
 		}
-		if _, err := parseContentRange(r); err != nil {
+		start, err := parseContentRange(r)
+		if err != nil {
 			errcode.Write(w, err)
 			return
 		}
-		blob, err := h.svc.FinishUpload(r.Context(), repo, rt.ref, d, r.Body)
+		blob, err := h.svc.FinishUpload(r.Context(), repo, rt.ref, d, start, r.Body)
 		if err != nil {
 			writeError(w, r, h.log, err)
 			return
