@@ -47,14 +47,22 @@ type PushedManifest struct {
 	MediaType string
 	// Subject is the digest of the manifest's subject ("" if none).
 	Subject string
+	// Tags are the tags that now point at the manifest.
+	Tags []string
 }
 
 // PutManifest validates and stores a manifest under a tag or digest
-// reference. contentType is the request's Content-Type header. Every blob
-// and child manifest it references must exist in the repository.
-func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, contentType string, content []byte) (PushedManifest, error) {
+// reference, and points extraTags at it too (the tag query parameters of a
+// push by digest). contentType is the request's Content-Type header. Every
+// blob and child manifest it references must exist in the repository.
+func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, contentType string, content []byte, extraTags []string) (PushedManifest, error) {
 	if len(content) > oci.MaxManifestSize {
 		return PushedManifest{}, fmt.Errorf("%w: manifests may be at most %d bytes", ErrManifestTooLarge, oci.MaxManifestSize)
+	}
+	for _, t := range extraTags {
+		if !oci.ValidTag(t) {
+			return PushedManifest{}, fmt.Errorf("%w: %q is not a valid tag", ErrTagInvalid, t)
+		}
 	}
 	tag := ""
 	d := digest.SHA256.FromBytes(content)
@@ -135,7 +143,20 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 	if err != nil {
 		return PushedManifest{}, fmt.Errorf("storing manifest: %w", err)
 	}
-	return PushedManifest{Digest: d, MediaType: parsed.MediaType, Subject: m.SubjectDigest}, nil
+	pushed := PushedManifest{Digest: d, MediaType: parsed.MediaType, Subject: m.SubjectDigest}
+	if tag != "" {
+		pushed.Tags = append(pushed.Tags, tag)
+	}
+	for _, t := range extraTags {
+		if t == tag {
+			continue
+		}
+		if err := s.db.PutManifest(ctx, m, blobIDs, children, t); err != nil {
+			return PushedManifest{}, fmt.Errorf("tagging manifest: %w", err)
+		}
+		pushed.Tags = append(pushed.Tags, t)
+	}
+	return pushed, nil
 }
 
 // DeleteManifest deletes a manifest (reference is a digest) with all its

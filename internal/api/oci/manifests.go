@@ -75,7 +75,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		writeError(w, r, h.log, err)
 		return
 	}
-	pushed, err := h.svc.PutManifest(r.Context(), repo, rt.ref, r.Header.Get("Content-Type"), content)
+	pushed, err := h.svc.PutManifest(r.Context(), repo, rt.ref, r.Header.Get("Content-Type"), content, r.URL.Query()["tag"])
 	if err != nil {
 		writeError(w, r, h.log, err)
 		return
@@ -86,6 +86,9 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	hdr.Set("Docker-Content-Digest", pushed.Digest.String())
 	if pushed.Subject != "" {
 		hdr.Set("OCI-Subject", pushed.Subject)
+	}
+	for _, t := range pushed.Tags {
+		hdr.Add("OCI-Tag", t)
 	}
 	hdr.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)

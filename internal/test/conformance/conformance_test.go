@@ -140,6 +140,7 @@ func runConformance(t *testing.T, extraEnv []string) {
 		"OCI_RESULTS_DIR="+results,
 		"OCI_VERSION=1.1",
 		"OCI_API_BLOBS_UPLOAD_CANCEL=true",
+		"OCI_API_MANIFESTS_TAG_PARAM=true",
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("conformance output:\n%s", out)
