@@ -106,6 +106,16 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 	}
 	children := make([]string, 0, len(parsed.Manifests))
 	for _, desc := range parsed.Manifests {
+		child, err := s.db.GetManifest(ctx, repo.ID, desc.Digest.String())
+		if errors.Is(err, db.ErrNotFound) {
+			return PushedManifest{}, fmt.Errorf("%w: manifest %s is not known in repository %s", ErrManifestBlobUnknown, desc.Digest, repo.FullName())
+		}
+		if err != nil {
+			return PushedManifest{}, fmt.Errorf("looking up referenced manifest: %w", err)
+		}
+		if child.SizeBytes != desc.Size {
+			return PushedManifest{}, fmt.Errorf("%w: manifest %s has %d bytes, the index says %d", ErrManifestInvalid, desc.Digest, child.SizeBytes, desc.Size)
+		}
 		children = append(children, desc.Digest.String())
 	}
 
@@ -137,6 +147,15 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 		return PushedManifest{}, fmt.Errorf("writing manifest: %w", err)
 	}
 	err = s.db.PutManifest(ctx, m, blobIDs, children, tag)
+	if err != nil {
+		// Do not leave content behind that no metadata refers to (unless the
+		// manifest was stored before, by an earlier push).
+		if _, getErr := s.db.GetManifest(ctx, repo.ID, m.Digest); errors.Is(getErr, db.ErrNotFound) {
+			if delErr := s.storage.DeleteManifest(ctx, repo.StorageRef(), repo.Name, m.Digest); delErr != nil {
+				s.log.Warn("cannot delete content of rejected manifest", "digest", m.Digest, "error", delErr)
+			}
+		}
+	}
 	if errors.Is(err, db.ErrReferenceMissing) {
 		return PushedManifest{}, fmt.Errorf("%w: a referenced manifest or blob is not known in repository %s", ErrManifestBlobUnknown, repo.FullName())
 	}

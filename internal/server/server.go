@@ -101,8 +101,6 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	v1 := keppelv1.New(svc, tokens, builtin.New(store), log)
 
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", middleware.Wrap(v2, log, metrics, ociapi.RouteName))
-	mux.Handle("/v2", middleware.Wrap(v2, log, metrics, ociapi.RouteName))
 	mux.Handle("/keppel/v1/", middleware.Wrap(v1, log, metrics, keppelv1.RouteName))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +115,17 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		_, _ = w.Write([]byte("ok\n"))
 	})
 
-	return &Server{cfg: cfg, log: log, store: store, handler: mux, AdminPasswordGenerated: generated}, nil
+	// /v2/ bypasses the ServeMux, which would answer paths with ".." or "//"
+	// with a redirect; the OCI handler rejects them with NAME_INVALID.
+	v2Wrapped := middleware.Wrap(v2, log, metrics, ociapi.RouteName)
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			v2Wrapped.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return &Server{cfg: cfg, log: log, store: store, handler: root, AdminPasswordGenerated: generated}, nil
 }
 
 func openStore(ctx context.Context, cfg config.Config) (db.Store, error) {

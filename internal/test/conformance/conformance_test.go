@@ -221,4 +221,3 @@ func junitCounts(t *testing.T, path string) (tests, failures, skipped int) {
 	}
 	return tests, failures, skipped
 }
-
