@@ -1,0 +1,157 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// BuildKeppel builds the keppel binary once per test process and returns
+// its path.
+func BuildKeppel(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "keppel-test-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "keppel")
+		cmd := exec.Command("go", "build", "-o", buildPath, "keppel/cmd/keppel")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building keppel: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// Process is a keppel binary running for a test.
+type Process struct {
+	// URL is the base URL, Addr the host:port it listens on.
+	URL, Addr string
+	Cmd       *exec.Cmd
+	logPath   string
+}
+
+// FreeAddress returns a loopback address with a port that was free a moment ago.
+func FreeAddress(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// StartKeppel runs `keppel server` with the admin password AdminPassword, a
+// fresh data directory and the extra environment, waits until it is
+// healthy, and stops it when the test ends.
+func StartKeppel(t testing.TB, extraEnv ...string) *Process {
+	t.Helper()
+	bin := BuildKeppel(t)
+	addr := FreeAddress(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "server")
+	cmd.Env = append(os.Environ(),
+		"KEPPEL_API_LISTEN_ADDRESS="+addr,
+		"KEPPEL_DATA_DIR="+t.TempDir(),
+		"KEPPEL_ADMIN_PASSWORD="+AdminPassword,
+		"KEPPEL_LOG_LEVEL=warn",
+	)
+	cmd.Env = append(cmd.Env, extraEnv...)
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{URL: "http://" + addr, Addr: addr, Cmd: cmd, logPath: logFile.Name()}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			log, _ := os.ReadFile(p.logPath)
+			t.Logf("server log:\n%s", log)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.URL + "/healthcheck")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("keppel did not become healthy within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// CreateAccount creates an account through the management API as admin.
+func (p *Process) CreateAccount(t testing.TB, name, tenant string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, p.URL+"/keppel/v1/accounts/"+name,
+		strings.NewReader(`{"account":{"auth_tenant_id":"`+tenant+`"}}`))
+	req.SetBasicAuth("admin", AdminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		t.Fatalf("creating account %s: HTTP %d", name, resp.StatusCode)
+	}
+}
+
+// PeakRSS returns the peak resident memory of the process (VmHWM) in bytes.
+func (p *Process) PeakRSS() (int64, error) {
+	return procStatusBytes(p.Cmd.Process.Pid, "VmHWM:")
+}
+
+func procStatusBytes(pid int, field string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parsing %s: %w", field, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("%s not found in /proc/%d/status", field, pid)
+}
