@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"strings"
 
@@ -21,6 +22,10 @@ const (
 	// MediaTypeDockerForeignLayer is Docker's media type for layers (e.g.
 	// Windows base layers) that are fetched from their URLs, not the registry.
 	MediaTypeDockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+	// Docker schema1 manifests, which are recognised only to be rejected.
+	mediaTypeDockerSchema1       = "application/vnd.docker.distribution.manifest.v1+json"
+	mediaTypeDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 )
 
 // MaxManifestSize is the largest manifest accepted (4 MiB).
@@ -103,8 +108,16 @@ func ParseManifest(contentType string, body []byte) (*ParsedManifest, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, invalid("manifest is not valid JSON: %s", err.Error())
 	}
-	if dec.More() {
+	// Only JSON whitespace may follow the document. (Decoder.More is not
+	// enough: it reports false for a stray "}" or "]".)
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, invalid("manifest has trailing data after the JSON document")
+	}
+	if err := checkKeys(body); err != nil {
+		return nil, err
+	}
+	if isSchema1(contentType, m) {
+		return nil, fmt.Errorf("%w: Docker schema1 manifests are not supported", ErrUnsupportedMediaType)
 	}
 	if m.SchemaVersion == nil || *m.SchemaVersion != 2 {
 		return nil, invalid("schemaVersion must be 2")
@@ -163,6 +176,17 @@ func ParseManifest(contentType string, body []byte) (*ParsedManifest, error) {
 	return p, nil
 }
 
+// isSchema1 reports whether the Content-Type or the body mark a manifest as
+// Docker schema1 (signed or not), which is rejected as unsupported rather
+// than as malformed.
+func isSchema1(contentType string, m manifestFields) bool {
+	if m.FSLayers != nil || m.Signatures != nil || (m.SchemaVersion != nil && *m.SchemaVersion == 1) {
+		return true
+	}
+	ct, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (ct == mediaTypeDockerSchema1 || ct == mediaTypeDockerSchema1Signed)
+}
+
 func resolveMediaType(contentType string, m manifestFields) (string, error) {
 	ct := ""
 	if contentType != "" {
@@ -171,9 +195,6 @@ func resolveMediaType(contentType string, m manifestFields) (string, error) {
 			return "", invalid("malformed Content-Type %q", contentType)
 		}
 		ct = parsed
-	}
-	if m.FSLayers != nil || m.Signatures != nil {
-		return "", fmt.Errorf("%w: Docker schema1 manifests are not supported", ErrUnsupportedMediaType)
 	}
 
 	switch {
@@ -221,4 +242,85 @@ func validateDescriptor(field string, d imagespec.Descriptor) error {
 		}
 	}
 	return nil
+}
+
+// knownKeys are the JSON keys that ParseManifest (through manifestFields and
+// imagespec.Descriptor) decodes into struct fields.
+var knownKeys = []string{
+	"schemaVersion", "mediaType", "artifactType", "config", "layers", "manifests",
+	"subject", "annotations", "fsLayers", "blobs", "signatures",
+	"digest", "size", "urls", "data", "platform",
+	"architecture", "os", "os.version", "os.features", "variant", "features",
+}
+
+// checkKeys rejects documents that parsers could read differently. Go's
+// decoder matches struct field names case-insensitively and lets the last of
+// duplicate keys win, while the specs' keys are case-sensitive and other
+// parsers may keep the first duplicate. So a key that differs from a known
+// key only in case, or a key that occurs twice in one object, would let the
+// registry track other blobs than the ones a client pulls. body must be
+// valid JSON.
+func checkKeys(body []byte) error {
+	type object struct {
+		seen      map[string]bool
+		freeForm  bool // keys are data (annotations), not field names
+		expectKey bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var stack []*object // nil entries are arrays
+	lastKey := ""
+	valueDone := func() {
+		if len(stack) > 0 && stack[len(stack)-1] != nil {
+			stack[len(stack)-1].expectKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return invalid("manifest is not valid JSON: %s", err.Error())
+		}
+		if len(stack) > 0 && stack[len(stack)-1] != nil && stack[len(stack)-1].expectKey {
+			obj := stack[len(stack)-1]
+			key, isKey := tok.(string)
+			if !isKey { // the closing brace
+				stack = stack[:len(stack)-1]
+				valueDone()
+				continue
+			}
+			if obj.seen[key] {
+				return invalid("duplicate key %q", key)
+			}
+			obj.seen[key] = true
+			if !obj.freeForm {
+				for _, k := range knownKeys {
+					if key != k && strings.EqualFold(key, k) {
+						return invalid("key %q must be spelled %q", key, k)
+					}
+				}
+			}
+			obj.expectKey = false
+			lastKey = key
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			inObject := len(stack) > 0 && stack[len(stack)-1] != nil
+			stack = append(stack, &object{
+				seen:      make(map[string]bool),
+				freeForm:  inObject && lastKey == "annotations",
+				expectKey: true,
+			})
+		case json.Delim('['):
+			stack = append(stack, nil)
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }

@@ -1,8 +1,10 @@
 package oci
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -23,6 +25,8 @@ type ByteRange struct {
 // ParseRange parses an HTTP Range header for content of the given size. Only
 // a single range in bytes is supported ("bytes=a-b", "bytes=a-",
 // "bytes=-n"). It returns ok=false when header is empty (the whole content).
+// Positions too large for an int64 are well-formed and lie past the end of
+// any content.
 func ParseRange(header string, size int64) (r ByteRange, ok bool, err error) {
 	if header == "" {
 		return ByteRange{}, false, nil
@@ -47,7 +51,7 @@ func ParseRange(header string, size int64) (r ByteRange, ok bool, err error) {
 		if err != nil {
 			return ByteRange{}, false, fmt.Errorf("%w: %q: %w", ErrRangeInvalid, header, err)
 		}
-		if n == 0 || size == 0 {
+		if n == 0 || size <= 0 {
 			return ByteRange{}, false, ErrRangeNotSatisfiable
 		}
 		n = min(n, size)
@@ -64,7 +68,9 @@ func ParseRange(header string, size int64) (r ByteRange, ok bool, err error) {
 		if err != nil {
 			return ByteRange{}, false, fmt.Errorf("%w: %q: %w", ErrRangeInvalid, header, err)
 		}
-		if end < start {
+		// Compare the digits, not the parsed values: both may have
+		// saturated at math.MaxInt64.
+		if compareDecimal(last, first) < 0 {
 			return ByteRange{}, false, fmt.Errorf("%w: %q ends before it starts", ErrRangeInvalid, header)
 		}
 	}
@@ -75,11 +81,28 @@ func ParseRange(header string, size int64) (r ByteRange, ok bool, err error) {
 	return ByteRange{Start: start, Length: end - start + 1}, true, nil
 }
 
+// parseNonNegative parses a string of decimal digits. A number too large for
+// an int64 is still well-formed (a range end beyond any content, a page size
+// beyond any limit), so it saturates at math.MaxInt64 instead of failing.
 func parseNonNegative(s string) (int64, error) {
 	if s == "" || strings.Trim(s, "0123456789") != "" {
 		return 0, fmt.Errorf("%q is not a non-negative integer", s)
 	}
-	return strconv.ParseInt(s, 10, 64)
+	v, err := strconv.ParseInt(s, 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return math.MaxInt64, nil
+	}
+	return v, err
+}
+
+// compareDecimal compares two strings of decimal digits by their value, for
+// any length.
+func compareDecimal(a, b string) int {
+	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+	if len(a) != len(b) {
+		return cmp.Compare(len(a), len(b))
+	}
+	return strings.Compare(a, b)
 }
 
 // MaxPageSize is the largest page that a listing returns in one response,

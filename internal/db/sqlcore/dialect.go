@@ -1,0 +1,52 @@
+// Package sqlcore implements db.Store over database/sql. The SQL it issues is
+// the common subset of PostgreSQL and SQLite (numbered "$n" placeholders,
+// INSERT … ON CONFLICT, RETURNING); what differs between the two databases is
+// described by a Dialect, which the postgres and sqlite packages provide
+// together with their migrations.
+package sqlcore
+
+import "time"
+
+// ErrorKind is the class of a driver error, as far as the store cares.
+type ErrorKind int
+
+const (
+	// KindOther is any error that needs no special treatment.
+	KindOther ErrorKind = iota
+	// KindUnique is a violated unique or primary key constraint.
+	KindUnique
+	// KindForeignKey is a violated foreign key constraint. The store turns
+	// it into db.ErrReferenceMissing on insert and update and into
+	// db.ErrStillReferenced on delete.
+	KindForeignKey
+	// KindRetry is a transient failure (deadlock, serialization failure)
+	// after which the whole transaction may simply be run again.
+	KindRetry
+)
+
+// Dialect describes what differs between the databases that the store
+// supports.
+type Dialect struct {
+	// Name identifies the database in error messages, e.g. "sqlite".
+	Name string
+	// Classify tells what kind of failure err (possibly wrapped) is. If
+	// nil, every error is KindOther.
+	Classify func(err error) ErrorKind
+	// SerializeWrites makes the store run at most one write at a time
+	// within this process. Databases with a single writer lock (SQLite)
+	// set it, so that writers queue up in Go instead of polling the lock.
+	SerializeWrites bool
+}
+
+// Option configures a Store.
+type Option func(*config)
+
+type config struct {
+	now func() time.Time
+}
+
+// WithClock sets the clock that supplies CreatedAt for accounts and users
+// passed in with a zero CreatedAt. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
+}
