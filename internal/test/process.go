@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -51,6 +52,16 @@ type Process struct {
 	URL, Addr string
 	Cmd       *exec.Cmd
 	logPath   string
+	stop      func()
+}
+
+// Stop ends the process (with SIGINT, as an operator would) and waits for it.
+func (p *Process) Stop() { p.stop() }
+
+// Log returns what the process printed so far.
+func (p *Process) Log() string {
+	buf, _ := os.ReadFile(p.logPath)
+	return string(buf)
 }
 
 // FreeAddress returns a loopback address with a port that was free a moment ago.
@@ -90,19 +101,31 @@ func StartKeppel(t testing.TB, extraEnv ...string) *Process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Process{URL: "http://" + addr, Addr: addr, Cmd: cmd, logPath: logFile.Name()}
+	scheme, client := "http", http.DefaultClient
+	for _, kv := range extraEnv {
+		if strings.HasPrefix(kv, "KEPPEL_API_TLS_CERT_FILE=") && kv != "KEPPEL_API_TLS_CERT_FILE=" {
+			scheme = "https"
+			client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		}
+	}
+	p := &Process{URL: scheme + "://" + addr, Addr: addr, Cmd: cmd, logPath: logFile.Name()}
+	var stopOnce sync.Once
+	p.stop = func() {
+		stopOnce.Do(func() {
+			cancel()
+			_ = cmd.Wait()
+			logFile.Close()
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		logFile.Close()
+		p.stop()
 		if t.Failed() {
-			log, _ := os.ReadFile(p.logPath)
-			t.Logf("server log:\n%s", log)
+			t.Logf("server log:\n%s", p.Log())
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(p.URL + "/healthcheck")
+		resp, err := client.Get(p.URL + "/healthcheck")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
