@@ -42,14 +42,36 @@ KEPPEL_* environment variables, which win. See docs/configuration.md.`,
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "api",
-		Short: "Run the API server",
+		Short: "Run only the API (distributed mode: run `keppel server janitor` separately)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
 				return err
 			}
+			embedded := false
+			cfg.Janitor.Embedded = &embedded
 			return runServer(cmd, cfg)
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "janitor",
+		Short: "Run only the background jobs (any number of janitor processes may run)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			log := server.NewLogger(cfg)
+			srv, err := server.Build(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			log.Info("keppel janitor is running")
+			srv.RunJanitor(cmd.Context())
+			return nil
 		},
 	})
 	cmd.AddCommand(&cobra.Command{

@@ -267,6 +267,9 @@ func (c *Config) complete() error {
 	if c.Auth.TokenLifetime < time.Minute || c.Auth.TokenLifetime > 24*time.Hour {
 		return fmt.Errorf("auth.token_lifetime (KEPPEL_AUTH_TOKEN_LIFETIME) %s must be between 1m and 24h", c.Auth.TokenLifetime)
 	}
+	if c.Janitor.AbandonedUploadAge < time.Minute {
+		return fmt.Errorf("janitor.abandoned_upload_age (KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE) %s must be at least 1m", c.Janitor.AbandonedUploadAge)
+	}
 	if c.Janitor.Embedded == nil {
 		embedded := true
 		c.Janitor.Embedded = &embedded
@@ -290,8 +293,12 @@ func (c Config) UsesPostgres() bool { return c.Database.URL != "" }
 // postgresURL assembles a connection URL from SAP Keppel's separate variables.
 func (d Database) postgresURL() string {
 	u := url.URL{Scheme: "postgres", Host: d.Hostname, Path: "/" + d.Name}
-	if d.Port != "" {
+	switch {
+	case d.Port != "":
 		u.Host = net.JoinHostPort(d.Hostname, d.Port)
+	case strings.Contains(d.Hostname, ":") && !strings.HasPrefix(d.Hostname, "["):
+		// An IPv6 address needs brackets even without a port.
+		u.Host = "[" + d.Hostname + "]"
 	}
 	if d.Name == "" {
 		u.Path = "/keppel"

@@ -8,6 +8,7 @@ package db
 import (
 	"context"
 	"errors"
+	"time"
 
 	"keppel/internal/models"
 )
@@ -102,6 +103,19 @@ type UploadStore interface {
 	UpdateUpload(ctx context.Context, u models.Upload, prevNumChunks uint32) error
 	// DeleteUpload removes an upload; ErrNotFound if it does not exist.
 	DeleteUpload(ctx context.Context, repoID int64, uuid string) error
+	// ListStaleUploads returns up to limit uploads that were last updated
+	// before the cutoff, oldest first, with their account's storage area.
+	ListStaleUploads(ctx context.Context, updatedBefore time.Time, limit int) ([]StaleUpload, error)
+	// DeleteStaleUpload removes an upload only if it was still last updated
+	// before the cutoff (so that a client continuing it at the same moment
+	// wins); it reports whether it deleted the row.
+	DeleteStaleUpload(ctx context.Context, repoID int64, uuid string, updatedBefore time.Time) (bool, error)
+}
+
+// StaleUpload is an upload found by ListStaleUploads.
+type StaleUpload struct {
+	models.Upload
+	Storage models.StorageRef
 }
 
 // ManifestStore manages manifests, their references and tags.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -267,4 +268,31 @@ func (e *errRecordingReader) Read(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// CleanAbandonedUploads removes up to batch uploads that nobody touched for
+// maxAge, metadata first and content second (a crash in between leaves only
+// content for the storage sweep). It returns how many it removed.
+func (s *Service) CleanAbandonedUploads(ctx context.Context, maxAge time.Duration, batch int) (int, error) {
+	cutoff := s.now().Add(-maxAge)
+	stale, err := s.db.ListStaleUploads(ctx, cutoff, batch)
+	if err != nil {
+		return 0, fmt.Errorf("listing abandoned uploads: %w", err)
+	}
+	removed := 0
+	for _, u := range stale {
+		deleted, err := s.db.DeleteStaleUpload(ctx, u.RepositoryID, u.UUID, cutoff)
+		if err != nil {
+			return removed, fmt.Errorf("deleting abandoned upload: %w", err)
+		}
+		if !deleted {
+			continue // continued or finished in the meantime
+		}
+		err = s.storage.AbortBlobUpload(ctx, u.Storage, u.StorageID, u.NumChunks)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.log.Warn("cannot delete content of abandoned upload; the storage sweep will", "storage_id", u.StorageID, "error", err)
+		}
+		removed++
+	}
+	return removed, nil
 }

@@ -32,6 +32,7 @@ import (
 	"keppel/internal/db"
 	"keppel/internal/db/postgres"
 	"keppel/internal/db/sqlite"
+	"keppel/internal/janitor"
 	"keppel/internal/registry"
 	"keppel/internal/storage"
 	"keppel/internal/storage/fs"
@@ -44,6 +45,7 @@ type Server struct {
 	log     *slog.Logger
 	store   db.Store
 	handler http.Handler
+	janitor *janitor.Janitor
 	// AdminPasswordGenerated is the admin password created on this start
 	// ("" if the admin existed or the password was configured).
 	AdminPasswordGenerated string
@@ -125,7 +127,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		}
 		mux.ServeHTTP(w, r)
 	})
-	return &Server{cfg: cfg, log: log, store: store, handler: root, AdminPasswordGenerated: generated}, nil
+	jan := janitor.New(svc, janitor.Config{AbandonedUploadAge: cfg.Janitor.AbandonedUploadAge}, log.With("component", "janitor"))
+	return &Server{cfg: cfg, log: log, store: store, handler: root, janitor: jan, AdminPasswordGenerated: generated}, nil
 }
 
 func openStore(ctx context.Context, cfg config.Config) (db.Store, error) {
@@ -167,9 +170,27 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Close releases the server's resources.
 func (s *Server) Close() error { return s.store.Close() }
 
-// Run serves HTTP until ctx is cancelled, then shuts down gracefully.
-// ready, if not nil, is called with the bound address once listening.
+// RunJanitor runs the background jobs until ctx is cancelled.
+func (s *Server) RunJanitor(ctx context.Context) {
+	s.janitor.Run(ctx)
+}
+
+// Run serves HTTP until ctx is cancelled, then shuts down gracefully. In
+// embedded mode (janitor.embedded, the default) it runs the background jobs
+// too. ready, if not nil, is called with the bound address once listening.
 func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	if *s.cfg.Janitor.Embedded {
+		janitorCtx, stopJanitor := context.WithCancel(ctx)
+		janitorDone := make(chan struct{})
+		go func() {
+			s.janitor.Run(janitorCtx)
+			close(janitorDone)
+		}()
+		defer func() {
+			stopJanitor()
+			<-janitorDone
+		}()
+	}
 	ln, err := net.Listen("tcp", s.cfg.API.ListenAddress)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.cfg.API.ListenAddress, err)

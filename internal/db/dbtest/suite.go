@@ -51,6 +51,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"ConcurrentCreateBlobAndMount", testConcurrentCreateBlobAndMount},
 		{"ConcurrentPutManifest", testConcurrentPutManifest},
 		{"ConcurrentUpdateUpload", testConcurrentUpdateUpload},
+		{"StaleUploads", testStaleUploads},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"keppel/internal/db"
 	"keppel/internal/models"
@@ -100,4 +101,54 @@ func (s *Store) DeleteUpload(ctx context.Context, repoID int64, uuid string) err
 		return fmt.Errorf("delete upload %s in repository %d: %w", uuid, repoID, db.ErrNotFound)
 	}
 	return nil
+}
+
+// ListStaleUploads implements db.UploadStore.
+func (s *Store) ListStaleUploads(ctx context.Context, updatedBefore time.Time, limit int) ([]db.StaleUpload, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT u.repo_id, u.uuid, u.storage_id, u.size_bytes, u.hash_state,
+		u.digest_algorithm, u.num_chunks, u.updated_at, a.auth_tenant_id, a.name
+		FROM uploads u JOIN repos r ON r.id = u.repo_id JOIN accounts a ON a.name = r.account_name
+		WHERE u.updated_at < $1 ORDER BY u.updated_at, u.repo_id, u.uuid LIMIT $2`,
+		toUnix(updatedBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list stale uploads: %w", err)
+	}
+	defer rows.Close()
+	var out []db.StaleUpload
+	for rows.Next() {
+		var (
+			u         db.StaleUpload
+			numChunks int64
+			updatedAt int64
+		)
+		if err := rows.Scan(&u.RepositoryID, &u.UUID, &u.StorageID, &u.SizeBytes, &u.HashState,
+			&u.DigestAlgorithm, &numChunks, &updatedAt, &u.Storage.AuthTenantID, &u.Storage.AccountName); err != nil {
+			return nil, fmt.Errorf("list stale uploads: %w", err)
+		}
+		u.NumChunks = uint32(numChunks)
+		u.UpdatedAt = fromUnix(updatedAt)
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list stale uploads: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteStaleUpload implements db.UploadStore.
+func (s *Store) DeleteStaleUpload(ctx context.Context, repoID int64, uuid string, updatedBefore time.Time) (bool, error) {
+	var deleted bool
+	err := s.write(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `DELETE FROM uploads WHERE repo_id = $1 AND uuid = $2 AND updated_at < $3`,
+			repoID, uuid, toUnix(updatedBefore))
+		if err != nil {
+			return err
+		}
+		deleted, err = affectedOne(res)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete stale upload %s in repository %d: %w", uuid, repoID, s.mapErr(err, stmtDelete))
+	}
+	return deleted, nil
 }

@@ -1,0 +1,102 @@
+// Package janitor runs the registry's background jobs. Each job is a loop:
+// it does one batch of work, runs again at once while there is more, and
+// otherwise sleeps for its interval with jitter, so that several janitor
+// processes spread out. Jobs are safe to run in any number of processes at
+// once: every step they take is conditional on the state it found.
+package janitor
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"keppel/internal/registry"
+)
+
+// Job is one kind of background work.
+type Job struct {
+	Name string
+	// Interval is the pause after a run that found nothing to do.
+	Interval time.Duration
+	// Run does one batch of work and reports whether it did anything (then
+	// it runs again right away).
+	Run func(ctx context.Context) (didWork bool, err error)
+}
+
+// Janitor runs a set of jobs.
+type Janitor struct {
+	jobs []Job
+	log  *slog.Logger
+}
+
+// Config holds the settings of the jobs.
+type Config struct {
+	// AbandonedUploadAge is how long an upload may stay untouched.
+	AbandonedUploadAge time.Duration
+}
+
+// batchSize is how many items a job handles per run.
+const batchSize = 100
+
+// New returns a janitor with the registry's jobs.
+func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
+	return &Janitor{log: log, jobs: []Job{
+		{
+			Name:     "abandoned-upload-cleanup",
+			Interval: time.Minute,
+			Run: func(ctx context.Context) (bool, error) {
+				n, err := svc.CleanAbandonedUploads(ctx, cfg.AbandonedUploadAge, batchSize)
+				if n > 0 {
+					log.Info("removed abandoned uploads", "count", n)
+				}
+				return n == batchSize, err
+			},
+		},
+	}}
+}
+
+// Jobs returns the janitor's jobs (for tests and status output).
+func (j *Janitor) Jobs() []Job { return j.jobs }
+
+// Run runs every job until ctx is cancelled.
+func (j *Janitor) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, job := range j.jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.loop(ctx, job)
+		}()
+	}
+	wg.Wait()
+}
+
+func (j *Janitor) loop(ctx context.Context, job Job) {
+	// Start at a random point of the first interval, so that processes
+	// started together do not run in lockstep.
+	wait := jitter(job.Interval) / 2
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		didWork, err := job.Run(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			j.log.Error("janitor job failed", "job", job.Name, "error", err)
+			wait = jitter(job.Interval)
+		case didWork:
+			wait = 0
+		default:
+			wait = jitter(job.Interval)
+		}
+	}
+}
+
+// jitter returns d ± 10 %.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+}
