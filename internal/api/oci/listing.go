@@ -130,6 +130,11 @@ func (h *Handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt rout
 		errcode.Write(w, errcode.New(errcode.DigestInvalid, "%s", err.Error()))
 		return
 	}
+	page, err := parsePage(r)
+	if err != nil {
+		errcode.Write(w, err)
+		return
+	}
 	artifactType := r.URL.Query().Get("artifactType")
 	descs := []imagespec.Descriptor{}
 	repo, err := h.svc.FindRepository(r.Context(), rt.repo)
@@ -145,6 +150,24 @@ func (h *Handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt rout
 			writeError(w, r, h.log, err)
 			return
 		}
+	}
+	// Referrers come ordered by digest; a page starts after the digest "last".
+	if page.Last != "" {
+		i := 0
+		for i < len(descs) && descs[i].Digest.String() <= page.Last {
+			i++
+		}
+		descs = descs[i:]
+	}
+	if len(descs) > page.Limit {
+		descs = descs[:page.Limit]
+		q := url.Values{}
+		q.Set("n", strconv.Itoa(page.Limit))
+		q.Set("last", descs[len(descs)-1].Digest.String())
+		if artifactType != "" {
+			q.Set("artifactType", artifactType)
+		}
+		w.Header().Set("Link", "</v2/"+rt.repo+"/referrers/"+d.String()+"?"+q.Encode()+`>; rel="next"`)
 	}
 	if artifactType != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")

@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
@@ -105,3 +110,73 @@ func TestArtifactWithSubjectAndReferrers(t *testing.T) {
 		t.Fatalf("unexpected tags (fallback tag schema used?): %s", tags.Body)
 	}
 }
+
+// TestReferrersPagination pages through the referrers of one subject with n
+// and the Link header, with and without an artifactType filter.
+func TestReferrersPagination(t *testing.T) {
+	t.Parallel()
+	s := test.NewServer(t, test.Options{})
+	token := s.Token(t, "repository:test/refs:pull,push")
+	empty := pushBlob(t, s, "test/refs", token, []byte("{}"))
+	subjectManifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
+		`"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"` + empty.String() + `","size":2},"layers":[]}`)
+	putManifest(t, s, "test/refs", token, "subject", subjectManifest)
+	subject := digestOf(subjectManifest)
+	for i := 0; i < 7; i++ {
+		artifactType := "application/vnd.example.even"
+		if i%2 == 1 {
+			artifactType = "application/vnd.example.odd"
+		}
+		m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"` + artifactType + `",` +
+			`"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"` + empty.String() + `","size":2},"layers":[],` +
+			`"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + subject + `","size":` + itoa(len(subjectManifest)) + `},` +
+			`"annotations":{"i":"` + itoa(i) + `"}}`)
+		putManifest(t, s, "test/refs", token, digestOf(m), m)
+	}
+
+	for _, c := range []struct {
+		query string
+		want  int
+	}{{"n=3", 7}, {"n=2&artifactType=application/vnd.example.odd", 3}, {"n=10", 7}} {
+		seen := map[string]bool{}
+		path := "/v2/test/refs/referrers/" + subject + "?" + c.query
+		pages := 0
+		for path != "" && pages < 10 {
+			pages++
+			resp := s.Do(t, "GET", path, token, nil, nil)
+			if resp.Status != 200 {
+				t.Fatalf("%s: %d %s", path, resp.Status, resp.Body)
+			}
+			var idx struct {
+				Manifests []struct{ Digest string } `json:"manifests"`
+			}
+			if err := json.Unmarshal(resp.Body, &idx); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range idx.Manifests {
+				if seen[m.Digest] {
+					t.Fatalf("%s: %s listed twice", c.query, m.Digest)
+				}
+				seen[m.Digest] = true
+			}
+			path = ""
+			if link := resp.Header.Get("Link"); link != "" {
+				path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+			}
+		}
+		if len(seen) != c.want {
+			t.Errorf("%s: %d referrers over %d pages, want %d", c.query, len(seen), pages, c.want)
+		}
+	}
+}
+
+func putManifest(t *testing.T, s *test.Server, repo, token, ref string, m []byte) {
+	t.Helper()
+	resp := s.Do(t, "PUT", "/v2/"+repo+"/manifests/"+ref, token,
+		http.Header{"Content-Type": {"application/vnd.oci.image.manifest.v1+json"}}, bytes.NewReader(m))
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("push %s: %d %s", ref, resp.Status, resp.Body)
+	}
+}
+
+func digestOf(b []byte) string { return digest.FromBytes(b).String() }
