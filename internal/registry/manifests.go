@@ -82,11 +82,9 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 		tag = reference
 	}
 
+	// Unsupported media types (Docker schema1) are MANIFEST_INVALID too.
 	parsed, err := oci.ParseManifest(contentType, content)
-	switch {
-	case errors.Is(err, oci.ErrUnsupportedMediaType):
-		return PushedManifest{}, fmt.Errorf("%w: %s", ErrManifestInvalid, err.Error())
-	case err != nil:
+	if err != nil {
 		return PushedManifest{}, fmt.Errorf("%w: %s", ErrManifestInvalid, err.Error())
 	}
 

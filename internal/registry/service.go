@@ -32,14 +32,12 @@ var (
 	ErrUploadInvalid       = errors.New("upload invalid")
 	ErrUploadOutOfOrder    = errors.New("chunk out of order")
 	ErrDigestInvalid       = errors.New("digest invalid")
-	ErrSizeInvalid         = errors.New("size invalid")
 	ErrManifestUnknown     = errors.New("manifest unknown")
 	ErrManifestInvalid     = errors.New("manifest invalid")
 	ErrManifestTooLarge    = errors.New("manifest too large")
 	ErrManifestBlobUnknown = errors.New("manifest references unknown content")
 	ErrManifestReferenced  = errors.New("manifest is referenced by an index")
 	ErrTagInvalid          = errors.New("tag invalid")
-	ErrUnsupported         = errors.New("unsupported")
 )
 
 // Service implements the registry's operations.

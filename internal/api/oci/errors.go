@@ -25,14 +25,12 @@ var errorCodes = []struct {
 	{registry.ErrUploadInvalid, errcode.BlobUploadInvalid},
 	{registry.ErrUploadOutOfOrder, errcode.RangeInvalid},
 	{registry.ErrDigestInvalid, errcode.DigestInvalid},
-	{registry.ErrSizeInvalid, errcode.SizeInvalid},
 	{registry.ErrManifestUnknown, errcode.ManifestUnknown},
 	{registry.ErrManifestInvalid, errcode.ManifestInvalid},
 	{registry.ErrManifestTooLarge, errcode.ManifestTooLarge},
 	{registry.ErrManifestBlobUnknown, errcode.ManifestBlobUnknown},
 	{registry.ErrManifestReferenced, errcode.ManifestReferenced},
 	{registry.ErrTagInvalid, errcode.TagInvalid},
-	{registry.ErrUnsupported, errcode.Unsupported},
 }
 
 // writeError renders err as an OCI error. Domain errors keep their message;
