@@ -4,10 +4,13 @@ package builtin
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -20,34 +23,84 @@ import (
 // AdminUsername is the name of the administrator created on first start.
 const AdminUsername = "admin"
 
+// verifiedTTL is how long a successful password check is remembered.
+const verifiedTTL = time.Minute
+
 // Driver authenticates users of the built-in user store.
 type Driver struct {
 	users db.UserStore
 	// dummyHash is compared against for unknown users, so that a wrong
 	// username takes as long as a wrong password.
 	dummyHash []byte
+	dummyOnce sync.Once
+	// cacheKey keys the HMACs of the verification cache; it never leaves
+	// the process.
+	cacheKey [32]byte
+	mu       sync.Mutex
+	// verified remembers recent successful checks, so that clients that
+	// fetch a token per request do not pay for bcrypt each time. An entry
+	// holds the password hash it was checked against: a changed password
+	// or a deleted user invalidates it at once, because the user is always
+	// read from the store.
+	verified map[[32]byte]verifiedEntry
+}
+
+type verifiedEntry struct {
+	passwordHash string
+	expires      time.Time
 }
 
 // New returns a driver over the user store.
 func New(users db.UserStore) *Driver {
-	h, _ := bcrypt.GenerateFromPassword([]byte("dummy password for timing"), bcrypt.DefaultCost)
-	return &Driver{users: users, dummyHash: h}
+	d := &Driver{users: users, verified: map[[32]byte]verifiedEntry{}}
+	_, _ = rand.Read(d.cacheKey[:])
+	return d
+}
+
+func (d *Driver) cacheSlot(username, password string) [32]byte {
+	m := hmac.New(sha256.New, d.cacheKey[:])
+	m.Write([]byte(username))
+	m.Write([]byte{0})
+	m.Write([]byte(password))
+	var out [32]byte
+	copy(out[:], m.Sum(nil))
+	return out
 }
 
 // Authenticate implements auth.Driver.
 func (d *Driver) Authenticate(ctx context.Context, username, password string) (auth.Identity, error) {
 	u, err := d.users.GetUser(ctx, username)
 	if errors.Is(err, db.ErrNotFound) {
+		d.dummyOnce.Do(func() {
+			d.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("dummy password for timing"), bcrypt.DefaultCost)
+		})
 		_ = bcrypt.CompareHashAndPassword(d.dummyHash, []byte(password))
 		return auth.Identity{}, auth.ErrBadCredentials
 	}
 	if err != nil {
 		return auth.Identity{}, fmt.Errorf("looking up user: %w", err)
 	}
+	identity := auth.Identity{Username: u.Name, IsAdmin: u.IsAdmin}
+	slot := d.cacheSlot(username, password)
+	now := time.Now()
+	d.mu.Lock()
+	entry, ok := d.verified[slot]
+	d.mu.Unlock()
+	if ok && entry.passwordHash == u.PasswordHash && now.Before(entry.expires) {
+		return identity, nil
+	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		return auth.Identity{}, auth.ErrBadCredentials
 	}
-	return auth.Identity{Username: u.Name, IsAdmin: u.IsAdmin}, nil
+	d.mu.Lock()
+	for k, e := range d.verified {
+		if now.After(e.expires) {
+			delete(d.verified, k)
+		}
+	}
+	d.verified[slot] = verifiedEntry{passwordHash: u.PasswordHash, expires: now.Add(verifiedTTL)}
+	d.mu.Unlock()
+	return identity, nil
 }
 
 // SetPassword creates or updates a user with the given password.
