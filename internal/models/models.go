@@ -19,7 +19,12 @@ type Account struct {
 	TagPoliciesJSON    string
 	ValidationRule     string
 	PlatformFilterJSON string
-	CreatedAt          time.Time
+	// IsManaged marks accounts declared in the managed-accounts file: users
+	// cannot change them through the API.
+	IsManaged bool
+	// IsProtected accounts are never deleted by a reconcile of that file.
+	IsProtected bool
+	CreatedAt   time.Time
 }
 
 // StorageRef names the storage location of an account: every storage driver
@@ -128,4 +133,82 @@ type User struct {
 	PasswordHash string
 	IsAdmin      bool
 	CreatedAt    time.Time
+}
+
+// Role is what a user may do in an auth tenant.
+type Role string
+
+// Roles, from least to most privileged.
+const (
+	// RoleViewer may pull and view the tenant's accounts.
+	RoleViewer Role = "viewer"
+	// RolePusher may also push.
+	RolePusher Role = "pusher"
+	// RoleAdmin may also delete and change the tenant's accounts and policies.
+	RoleAdmin Role = "admin"
+)
+
+// Includes reports whether r grants at least what other grants.
+func (r Role) Includes(other Role) bool {
+	rank := map[Role]int{RoleViewer: 1, RolePusher: 2, RoleAdmin: 3}
+	return rank[r] != 0 && rank[r] >= rank[other]
+}
+
+// APIKey is a revocable secret that a user of the built-in store can log in
+// with instead of the password. Only a hash of the secret is stored.
+type APIKey struct {
+	// ID is the public part of the key (shown in listings).
+	ID         string
+	Username   string
+	Name       string
+	SecretHash string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+}
+
+// Usage is what an auth tenant currently uses, maintained incrementally.
+type Usage struct {
+	AuthTenantID  string
+	ManifestCount int64
+	SizeBytes     int64
+}
+
+// AuditEvent records one change or security-relevant event.
+type AuditEvent struct {
+	ID int64
+	// Time of the event.
+	Time time.Time
+	// Actor is the user name ("" for anonymous), RemoteAddr where the
+	// request came from.
+	Actor      string
+	RemoteAddr string
+	// Action names the kind of event, e.g. "account.create", "manifest.push",
+	// "tag.delete", "login.failure".
+	Action string
+	// AuthTenantID, AccountName and Target say what the event was about
+	// (Target is e.g. "repo@digest" or "repo:tag"; any may be empty).
+	AuthTenantID string
+	AccountName  string
+	Target       string
+	// Outcome is "success" or "failure"; Reason explains a failure.
+	Outcome string
+	Reason  string
+	// DetailsJSON holds action-specific details (never secrets).
+	DetailsJSON string
+}
+
+// RepositoryStats summarises a repository for the management API.
+type RepositoryStats struct {
+	Repository
+	ManifestCount int64
+	TagCount      int64
+	SizeBytes     int64
+	PushedAt      *time.Time
+}
+
+// ManifestInfo is a manifest with its tags, for the management API.
+type ManifestInfo struct {
+	Manifest
+	Tags []Tag
 }
