@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"errors"
+
+	"keppel/internal/models"
 )
 
 // ErrBadCredentials is returned by a Driver for a wrong username or password.
@@ -14,6 +16,8 @@ type Identity struct {
 	Username string
 	// IsAdmin marks a server administrator, who may do everything.
 	IsAdmin bool
+	// Roles are the user's roles by auth tenant ID.
+	Roles map[string]models.Role
 }
 
 // Driver checks credentials against a user store or identity provider.
