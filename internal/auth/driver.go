@@ -26,21 +26,3 @@ type Driver interface {
 	// ErrBadCredentials (possibly wrapped) otherwise.
 	Authenticate(ctx context.Context, username, password string) (Identity, error)
 }
-
-// Grant decides which of the requested scopes an identity gets (id is nil
-// for anonymous requests). Server administrators get every scope they ask
-// for; per-tenant roles and account RBAC policies are not part of this
-// decision yet, so other users get nothing.
-func Grant(id *Identity, requested []Scope) Grants {
-	if id == nil || !id.IsAdmin {
-		return Grants{}
-	}
-	granted := make(Grants, 0, len(requested))
-	for _, s := range requested {
-		switch s.Type {
-		case "repository", "registry", "keppel_account", "keppel_auth_tenant", "keppel_api":
-			granted = append(granted, s)
-		}
-	}
-	return granted
-}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"keppel/internal/models"
 )
 
 // ErrInvalidToken is returned for tokens that do not verify.
@@ -24,6 +26,18 @@ type Claims struct {
 	Access Grants `json:"access"`
 	// Admin marks tokens of server administrators.
 	Admin bool `json:"kpl_admin,omitempty"`
+	// Roles are the subject's roles by auth tenant when the token was
+	// issued; the management API authorizes bearer tokens by them.
+	Roles map[string]models.Role `json:"kpl_roles,omitempty"`
+}
+
+// Identity returns the identity that the token was issued to (nil for
+// anonymous tokens).
+func (c *Claims) Identity() *Identity {
+	if c.Subject == "" {
+		return nil
+	}
+	return &Identity{Username: c.Subject, IsAdmin: c.Admin, Roles: c.Roles}
 }
 
 // TokenService issues and verifies access tokens.
@@ -60,8 +74,21 @@ func (ts *TokenService) Service() string { return ts.service }
 // Lifetime returns how long issued tokens are valid.
 func (ts *TokenService) Lifetime() time.Duration { return ts.lifetime }
 
+// IssueFor signs a token for an identity (nil for anonymous) with the
+// granted scopes; the token carries the identity's roles.
+func (ts *TokenService) IssueFor(id *Identity, grants Grants) (string, time.Time, error) {
+	if id == nil {
+		return ts.issue("", false, nil, grants)
+	}
+	return ts.issue(id.Username, id.IsAdmin, id.Roles, grants)
+}
+
 // Issue signs a token for the subject with the granted scopes.
 func (ts *TokenService) Issue(subject string, admin bool, grants Grants) (string, time.Time, error) {
+	return ts.issue(subject, admin, nil, grants)
+}
+
+func (ts *TokenService) issue(subject string, admin bool, roles map[string]models.Role, grants Grants) (string, time.Time, error) {
 	now := ts.now()
 	var jti [16]byte
 	_, _ = rand.Read(jti[:])
@@ -77,6 +104,7 @@ func (ts *TokenService) Issue(subject string, admin bool, grants Grants) (string
 		},
 		Access: grants,
 		Admin:  admin,
+		Roles:  roles,
 	}
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(ts.key)
 	if err != nil {

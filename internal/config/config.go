@@ -46,6 +46,9 @@ type API struct {
 	TLSKey     string `yaml:"tls_key_file"`
 	// PprofListenAddress enables net/http/pprof on a separate listener.
 	PprofListenAddress string `yaml:"pprof_listen_address"`
+	// TrustedProxies are the addresses (CIDRs) of reverse proxies whose
+	// X-Forwarded-For header is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Database selects and configures the metadata store. With neither URL nor
@@ -157,6 +160,10 @@ var envBindings = []envBinding{
 	{"KEPPEL_API_TLS_CERT_FILE", str(func(c *Config) *string { return &c.API.TLSCert })},
 	{"KEPPEL_API_TLS_KEY_FILE", str(func(c *Config) *string { return &c.API.TLSKey })},
 	{"KEPPEL_PPROF_LISTEN_ADDRESS", str(func(c *Config) *string { return &c.API.PprofListenAddress })},
+	{"KEPPEL_API_TRUSTED_PROXIES", func(c *Config, v string) error {
+		c.API.TrustedProxies = strings.Split(v, ",")
+		return nil
+	}},
 	{"KEPPEL_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
 	{"KEPPEL_DB_URL", str(func(c *Config) *string { return &c.Database.URL })},
 	{"KEPPEL_DB_HOSTNAME", str(func(c *Config) *string { return &c.Database.Hostname })},

@@ -33,6 +33,7 @@ import (
 	"keppel/internal/db/postgres"
 	"keppel/internal/db/sqlite"
 	"keppel/internal/janitor"
+	"keppel/internal/models"
 	"keppel/internal/registry"
 	"keppel/internal/storage"
 	"keppel/internal/storage/fs"
@@ -98,9 +99,23 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := middleware.NewMetrics(reg)
 
+	clientIPs, err := middleware.NewClientIPResolver(cfg.API.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("api.trusted_proxies (KEPPEL_API_TRUSTED_PROXIES): %w", err)
+	}
+	authz := &auth.Authorizer{
+		Accounts: func(ctx context.Context, name string) (models.Account, error) {
+			a, err := store.GetAccount(ctx, name)
+			if errors.Is(err, db.ErrNotFound) {
+				return a, auth.ErrAccountNotFound
+			}
+			return a, err
+		},
+	}
+
 	svc := registry.New(store, driver, registry.WithLogger(log))
-	v2 := ociapi.New(svc, tokens, metrics, log, cfg.API.PublicURL)
-	v1 := keppelv1.New(svc, tokens, builtin.New(store), log)
+	v2 := ociapi.New(svc, tokens, authz, clientIPs.ClientIP, metrics, log, cfg.API.PublicURL)
+	v1 := keppelv1.New(svc, tokens, builtin.New(store), authz, clientIPs.ClientIP, log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/keppel/v1/", middleware.Wrap(v1, log, metrics, keppelv1.RouteName))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,16 +18,19 @@ import (
 
 // Handler serves /keppel/v1/.
 type Handler struct {
-	mux    *http.ServeMux
-	svc    AccountService
-	tokens *auth.TokenService
-	driver auth.Driver
-	log    *slog.Logger
+	mux      *http.ServeMux
+	svc      AccountService
+	tokens   *auth.TokenService
+	driver   auth.Driver
+	authz    *auth.Authorizer
+	clientIP func(*http.Request) net.IP
+	log      *slog.Logger
 }
 
-// New builds the management API handler.
-func New(svc AccountService, tokens *auth.TokenService, driver auth.Driver, log *slog.Logger) *Handler {
-	h := &Handler{mux: http.NewServeMux(), svc: svc, tokens: tokens, driver: driver, log: log}
+// New builds the management API handler. clientIP tells where a request
+// came from (for RBAC policies with match_cidr).
+func New(svc AccountService, tokens *auth.TokenService, driver auth.Driver, authz *auth.Authorizer, clientIP func(*http.Request) net.IP, log *slog.Logger) *Handler {
+	h := &Handler{mux: http.NewServeMux(), svc: svc, tokens: tokens, driver: driver, authz: authz, clientIP: clientIP, log: log}
 	h.mux.HandleFunc("GET /keppel/v1/auth", h.getToken)
 	h.mux.HandleFunc("POST /keppel/v1/auth", h.postToken)
 	h.mux.HandleFunc("GET /keppel/v1/accounts", h.listAccounts)
@@ -97,12 +101,13 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request, scopeParams
 	if !ok {
 		return
 	}
-	grants := auth.Grant(id, auth.ParseScopes(scopeParams))
-	subject, admin := "", false
-	if id != nil {
-		subject, admin = id.Username, id.IsAdmin
+	grants, err := h.authz.Grant(r.Context(), id, auth.ParseScopes(scopeParams), h.clientIP(r))
+	if err != nil {
+		h.log.Error("cannot decide token scopes", "error", err)
+		errcode.Write(w, errcode.New(errcode.Unavailable, "cannot decide access right now"))
+		return
 	}
-	token, issuedAt, err := h.tokens.Issue(subject, admin, grants)
+	token, issuedAt, err := h.tokens.IssueFor(id, grants)
 	if err != nil {
 		h.log.Error("cannot issue token", "error", err)
 		errcode.Write(w, err)

@@ -3,6 +3,7 @@ package oci
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -16,15 +17,19 @@ import (
 type Handler struct {
 	svc       *registry.Service
 	tokens    *auth.TokenService
+	authz     *auth.Authorizer
+	clientIP  func(*http.Request) net.IP
 	metrics   *middleware.Metrics
 	log       *slog.Logger
 	publicURL string
 }
 
 // New builds the /v2/ handler. publicURL is the registry's external URL
-// (used for the token realm).
-func New(svc *registry.Service, tokens *auth.TokenService, metrics *middleware.Metrics, log *slog.Logger, publicURL string) *Handler {
-	return &Handler{svc: svc, tokens: tokens, metrics: metrics, log: log, publicURL: publicURL}
+// (used for the token realm); authz lets anonymous pulls of public
+// repositories through without a token round-trip.
+func New(svc *registry.Service, tokens *auth.TokenService, authz *auth.Authorizer, clientIP func(*http.Request) net.IP,
+	metrics *middleware.Metrics, log *slog.Logger, publicURL string) *Handler {
+	return &Handler{svc: svc, tokens: tokens, authz: authz, clientIP: clientIP, metrics: metrics, log: log, publicURL: publicURL}
 }
 
 // RouteName classifies a /v2/ request for metrics labels.
@@ -103,6 +108,9 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, required ...
 			h.log.Debug("rejected token", "error", err)
 		}
 	}
+	if authz == "" && len(required) > 0 && h.anonymousAllowed(r, required) {
+		return nil, true
+	}
 	missing := claims == nil
 	if claims != nil {
 		for _, sc := range required {
@@ -137,6 +145,30 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, required ...
 	}
 	errcode.Write(w, errcode.New(errcode.Unauthorized, "authentication required"))
 	return nil, false
+}
+
+// anonymousAllowed reports whether the account's policies let anonymous
+// users do all of the required repository actions (anonymous_pull), so
+// that public repositories work without a token.
+func (h *Handler) anonymousAllowed(r *http.Request, required []auth.Scope) bool {
+	for _, sc := range required {
+		if sc.Type != "repository" {
+			return false
+		}
+	}
+	grants, err := h.authz.Grant(r.Context(), nil, required, h.clientIP(r))
+	if err != nil {
+		h.log.Warn("cannot evaluate anonymous access", "error", err)
+		return false
+	}
+	for _, sc := range required {
+		for _, action := range sc.Actions {
+			if !grants.Allows(sc.Type, sc.Name, action) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func methodNotAllowed(w http.ResponseWriter, allowed string) {
