@@ -1,0 +1,200 @@
+// Package audit records who changed what, when, from where, and with which
+// outcome. Events are written to the metadata store in the request that
+// causes them, and optionally posted to a webhook in the background: a slow
+// or failing webhook never blocks or loses the change or the stored event.
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"keppel/internal/models"
+)
+
+// Store is where events are kept (the metadata store implements it).
+type Store interface {
+	RecordAuditEvent(ctx context.Context, e models.AuditEvent) error
+}
+
+// Outcomes of events.
+const (
+	Success = "success"
+	Failure = "failure"
+)
+
+// Recorder records events.
+type Recorder struct {
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
+
+	webhookURL string
+	client     *http.Client
+	queue      chan models.AuditEvent
+	dropped    atomic.Int64
+	wg         sync.WaitGroup
+	stopOnce   sync.Once
+	stop       chan struct{}
+}
+
+// Option configures a Recorder.
+type Option func(*Recorder)
+
+// WithWebhook posts every event as JSON to url. Up to queueSize events wait
+// for delivery; beyond that, webhook deliveries (not the stored events) are
+// dropped and counted.
+func WithWebhook(url string, queueSize int, timeout time.Duration) Option {
+	return func(r *Recorder) {
+		r.webhookURL = url
+		r.queue = make(chan models.AuditEvent, queueSize)
+		r.client = &http.Client{Timeout: timeout}
+	}
+}
+
+// WithClock injects the clock.
+func WithClock(now func() time.Time) Option { return func(r *Recorder) { r.now = now } }
+
+// New returns a recorder. Call Close to stop webhook delivery.
+func New(store Store, log *slog.Logger, opts ...Option) *Recorder {
+	r := &Recorder{store: store, log: log, now: time.Now, stop: make(chan struct{})}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.queue != nil {
+		r.wg.Add(1)
+		go r.deliver()
+	}
+	return r
+}
+
+// Record stores the event (filling in the time if unset) and queues it for
+// the webhook. An error storing it is logged, not returned: the change the
+// event describes has happened and must not be reported as failed.
+func (r *Recorder) Record(ctx context.Context, e models.AuditEvent) {
+	if e.Time.IsZero() {
+		e.Time = r.now()
+	}
+	if e.Outcome == "" {
+		e.Outcome = Success
+	}
+	if err := r.store.RecordAuditEvent(ctx, e); err != nil {
+		r.log.Error("cannot store audit event", "action", e.Action, "actor", e.Actor, "error", err)
+	}
+	if r.queue == nil {
+		return
+	}
+	select {
+	case r.queue <- e:
+	default:
+		n := r.dropped.Add(1)
+		r.log.Warn("audit webhook queue is full; delivery dropped (the event is stored)", "action", e.Action, "dropped_total", n)
+	}
+}
+
+// Dropped returns how many webhook deliveries were dropped.
+func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
+
+// Close stops webhook delivery after the queued events had one attempt.
+func (r *Recorder) Close() {
+	r.stopOnce.Do(func() { close(r.stop) })
+	r.wg.Wait()
+}
+
+// webhookEvent is the JSON posted to the webhook.
+type webhookEvent struct {
+	ID           int64           `json:"id,omitempty"`
+	Time         time.Time       `json:"time"`
+	Actor        string          `json:"actor"`
+	RemoteAddr   string          `json:"remote_addr,omitempty"`
+	Action       string          `json:"action"`
+	AuthTenantID string          `json:"auth_tenant_id,omitempty"`
+	AccountName  string          `json:"account,omitempty"`
+	Target       string          `json:"target,omitempty"`
+	Outcome      string          `json:"outcome"`
+	Reason       string          `json:"reason,omitempty"`
+	Details      json.RawMessage `json:"details,omitempty"`
+}
+
+// Render returns the wire form of an event (also used by the API).
+func Render(e models.AuditEvent) any {
+	w := webhookEvent{ID: e.ID, Time: e.Time.UTC(), Actor: e.Actor, RemoteAddr: e.RemoteAddr, Action: e.Action,
+		AuthTenantID: e.AuthTenantID, AccountName: e.AccountName, Target: e.Target, Outcome: e.Outcome, Reason: e.Reason}
+	if e.DetailsJSON != "" && json.Valid([]byte(e.DetailsJSON)) {
+		w.Details = json.RawMessage(e.DetailsJSON)
+	}
+	return w
+}
+
+func (r *Recorder) deliver() {
+	defer r.wg.Done()
+	for {
+		select {
+		case e := <-r.queue:
+			r.post(e)
+		case <-r.stop:
+			for {
+				select {
+				case e := <-r.queue:
+					r.post(e)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// post tries to deliver one event, with a few retries.
+func (r *Recorder) post(e models.AuditEvent) {
+	body, err := json.Marshal(Render(e))
+	if err != nil {
+		r.log.Error("cannot encode audit event", "error", err)
+		return
+	}
+	const attempts = 3
+	for i := 0; i < attempts; i++ {
+		if err = r.postOnce(body); err == nil {
+			return
+		}
+		if i == attempts-1 {
+			break
+		}
+		select {
+		case <-r.stop:
+			i = attempts // shutting down: no more waiting
+		case <-time.After(time.Duration(i+1) * 200 * time.Millisecond):
+		}
+	}
+	r.log.Warn("audit webhook delivery failed (the event is stored)", "action", e.Action, "error", err)
+}
+
+func (r *Recorder) postOnce(body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, r.webhookURL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("building webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		// The URL may carry a secret: report only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("posting to webhook: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("webhook answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

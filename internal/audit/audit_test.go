@@ -1,0 +1,112 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"keppel/internal/models"
+)
+
+type memStore struct {
+	mu     sync.Mutex
+	events []models.AuditEvent
+}
+
+func (m *memStore) RecordAuditEvent(_ context.Context, e models.AuditEvent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, e)
+	return nil
+}
+
+func (m *memStore) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.events)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestWebhookReceivesEvents(t *testing.T) {
+	got := make(chan map[string]any, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		got <- body
+	}))
+	defer hook.Close()
+	store := &memStore{}
+	r := New(store, quiet, WithWebhook(hook.URL, 10, time.Second))
+	r.Record(context.Background(), models.AuditEvent{Actor: "alice", Action: "tag.delete", AccountName: "test",
+		Target: "test/app:v1", DetailsJSON: `{"digest":"sha256:00"}`})
+	select {
+	case body := <-got:
+		if body["actor"] != "alice" || body["action"] != "tag.delete" || body["outcome"] != Success ||
+			body["details"].(map[string]any)["digest"] != "sha256:00" {
+			t.Fatalf("webhook body: %v", body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("webhook not called")
+	}
+	r.Close()
+	if store.count() != 1 || store.events[0].Time.IsZero() {
+		t.Fatalf("stored: %+v", store.events)
+	}
+}
+
+// TestFailingWebhookNeverBlocks: a webhook that hangs or fails must not slow
+// down Record, and every event is still stored.
+func TestFailingWebhookNeverBlocks(t *testing.T) {
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer hook.Close()
+	defer close(release)
+	store := &memStore{}
+	r := New(store, quiet, WithWebhook(hook.URL, 2, 200*time.Millisecond))
+	start := time.Now()
+	for range 50 {
+		r.Record(context.Background(), models.AuditEvent{Action: "manifest.push"})
+	}
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Fatalf("Record blocked for %s", elapsed)
+	}
+	if store.count() != 50 {
+		t.Fatalf("stored %d of 50 events", store.count())
+	}
+	if r.Dropped() == 0 {
+		t.Fatal("a full queue should drop deliveries")
+	}
+	done := make(chan struct{})
+	go func() { r.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hung")
+	}
+}
+
+func TestUnreachableWebhook(t *testing.T) {
+	hook := httptest.NewServer(http.NotFoundHandler())
+	url := hook.URL + "/secret-token-in-path"
+	hook.Close() // nothing listens there any more
+	store := &memStore{}
+	r := New(store, quiet, WithWebhook(url, 10, 200*time.Millisecond))
+	r.Record(context.Background(), models.AuditEvent{Action: "account.create"})
+	r.Close()
+	if store.count() != 1 {
+		t.Fatal("event lost")
+	}
+}
