@@ -1,6 +1,7 @@
 // Package db defines the metadata store: the interface through which the
 // registry reads and writes accounts, repositories, blobs, uploads,
-// manifests, tags and users. Implementations live in the postgres and sqlite
+// manifests, tags and users, and multi-tenancy (roles, API keys, quotas,
+// usage, audit events). Implementations live in the postgres and sqlite
 // subpackages and share one SQL core (package sqlcore); dbtest is the test
 // suite that every implementation must pass.
 package db
@@ -39,6 +40,7 @@ type Store interface {
 	UploadStore
 	ManifestStore
 	UserStore
+	TenancyStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

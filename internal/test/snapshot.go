@@ -16,6 +16,7 @@ import (
 var snapshotTables = []string{
 	"accounts", "quotas", "repos", "blobs", "blob_mounts", "uploads", "manifests",
 	"manifest_contents", "manifest_blob_refs", "manifest_manifest_refs", "tags", "users",
+	"tenant_roles", "api_keys", "tenant_usage", "audit_events",
 }
 
 // Snapshot returns a textual dump of the server's whole state: every row

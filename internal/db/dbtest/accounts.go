@@ -26,6 +26,8 @@ func testAccounts(t *testing.T, s db.Store) {
 		TagPoliciesJSON:    `[{"match_tag":"v.*","block_overwrite":true}]`,
 		ValidationRule:     `{"required_labels":["maintainer"]}`,
 		PlatformFilterJSON: `[{"os":"linux","architecture":"amd64"}]`,
+		IsManaged:          true,
+		IsProtected:        true,
 		// sub-second precision is dropped
 		CreatedAt: time.Unix(1_700_000_123, 456_000_000),
 	}

@@ -52,6 +52,25 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"ConcurrentPutManifest", testConcurrentPutManifest},
 		{"ConcurrentUpdateUpload", testConcurrentUpdateUpload},
 		{"StaleUploads", testStaleUploads},
+		{"UpdateAccount", testUpdateAccount},
+		{"DeleteAccount", testDeleteAccount},
+		{"AccountsOfTenants", testAccountsOfTenants},
+		{"RepositoryStats", testRepositoryStats},
+		{"RepositoryStatsPagination", testRepositoryStatsPagination},
+		{"DeleteRepository", testDeleteRepository},
+		{"ManifestInfos", testManifestInfos},
+		{"GetTag", testGetTag},
+		{"UserAdministration", testUserAdministration},
+		{"Roles", testRoles},
+		{"APIKeys", testAPIKeys},
+		{"Quotas", testQuotas},
+		{"Usage", testUsage},
+		{"UsageUnchangedByFailures", testUsageUnchangedByFailures},
+		{"UsageAfterDeletingAccount", testUsageAfterDeletingAccount},
+		{"ConcurrentUsage", testConcurrentUsage},
+		{"ConcurrentDeleteRepository", testConcurrentDeleteRepository},
+		{"AuditEvents", testAuditEvents},
+		{"AuditEventLimits", testAuditEventLimits},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -96,6 +115,16 @@ func (f *fixture) account(t *testing.T, name string) models.Account {
 	a := models.Account{Name: name, AuthTenantID: "tenant-" + name, CreatedAt: f.tick()}
 	if err := f.s.CreateAccount(t.Context(), a); err != nil {
 		t.Fatalf("CreateAccount(%q): %v", name, err)
+	}
+	return a
+}
+
+// accountIn creates an account of the tenant.
+func (f *fixture) accountIn(t *testing.T, name, tenantID string) models.Account {
+	t.Helper()
+	a := models.Account{Name: name, AuthTenantID: tenantID, CreatedAt: f.tick()}
+	if err := f.s.CreateAccount(t.Context(), a); err != nil {
+		t.Fatalf("CreateAccount(%q in %q): %v", name, tenantID, err)
 	}
 	return a
 }

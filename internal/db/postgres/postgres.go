@@ -38,8 +38,9 @@ var migrationFiles embed.FS
 // dialect describes PostgreSQL to sqlcore.
 func dialect() sqlcore.Dialect {
 	return sqlcore.Dialect{
-		Name:     "postgres",
-		Classify: classify,
+		Name:      "postgres",
+		Classify:  classify,
+		ForUpdate: " FOR UPDATE",
 	}
 }
 

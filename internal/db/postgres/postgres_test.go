@@ -20,6 +20,7 @@ import (
 	"keppel/internal/db"
 	"keppel/internal/db/dbtest"
 	"keppel/internal/db/sqlcore"
+	"keppel/internal/models"
 )
 
 const defaultTestURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -199,8 +200,17 @@ func TestOperatorInsert(t *testing.T) {
 		t.Fatalf("GetAccount: %v", err)
 	}
 	if a.Name != "library" || a.AuthTenantID != "keppel" || a.IsDeleting || a.RBACPoliciesJSON != "" ||
-		a.GCPoliciesJSON != "" || a.TagPoliciesJSON != "" || a.ValidationRule != "" || a.PlatformFilterJSON != "" {
+		a.GCPoliciesJSON != "" || a.TagPoliciesJSON != "" || a.ValidationRule != "" || a.PlatformFilterJSON != "" ||
+		a.IsManaged || a.IsProtected {
 		t.Errorf("GetAccount: %+v", a)
+	}
+	// 10000 manifests, unlimited bytes
+	q, err := s.GetQuota(ctx, "keppel")
+	if err != nil {
+		t.Fatalf("GetQuota: %v", err)
+	}
+	if q != (models.Quota{AuthTenantID: "keppel", ManifestCount: 10000, SizeBytes: -1}) {
+		t.Errorf("GetQuota: %+v", q)
 	}
 	if a.CreatedAt.Before(before) || a.CreatedAt.After(time.Now().Add(time.Second)) {
 		t.Errorf("GetAccount: CreatedAt = %v, want about now", a.CreatedAt)

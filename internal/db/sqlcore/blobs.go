@@ -53,7 +53,8 @@ func (s *Store) GetBlobInAccount(ctx context.Context, accountName, digest string
 
 // CreateBlobAndMount implements db.BlobStore. The repository must belong to
 // the blob's account (ErrReferenceMissing otherwise). Mounting a blob clears
-// its garbage-collection marks, since it is in use again.
+// its garbage-collection marks, since it is in use again. A new blob adds its
+// size to its tenant's usage, in the same transaction.
 func (s *Store) CreateBlobAndMount(ctx context.Context, b models.Blob, repoID int64) (models.Blob, bool, error) {
 	var (
 		result  models.Blob
@@ -91,7 +92,11 @@ func (s *Store) CreateBlobAndMount(ctx context.Context, b models.Blob, repoID in
 		if err != nil {
 			return fmt.Errorf("read blob back: %w", err)
 		}
-		return nil
+		if !created {
+			return nil
+		}
+		// Last, to hold the lock on the tenant's usage row briefly.
+		return s.addAccountUsage(ctx, tx, b.AccountName, 0, b.SizeBytes)
 	})
 	if err != nil {
 		return models.Blob{}, false, fmt.Errorf("create blob %s in repository %d: %w", b.Digest, repoID, err)

@@ -36,6 +36,10 @@ type Dialect struct {
 	// within this process. Databases with a single writer lock (SQLite)
 	// set it, so that writers queue up in Go instead of polling the lock.
 	SerializeWrites bool
+	// ForUpdate is appended to a SELECT inside a write transaction to lock
+	// the selected rows until the transaction ends, e.g. " FOR UPDATE".
+	// Databases that serialize writes (SQLite) leave it empty.
+	ForUpdate string
 }
 
 // Option configures a Store.

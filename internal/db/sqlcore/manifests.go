@@ -73,7 +73,9 @@ func (s *Store) GetTaggedManifest(ctx context.Context, repoID int64, tag string)
 
 // PutManifest implements db.ManifestStore. Duplicate blob IDs and child
 // digests are ignored. Re-tagging updates the tag's push time and, if the tag
-// moves to another manifest, forgets its last pull.
+// moves to another manifest, forgets its last pull. A manifest that is new in
+// the repository counts one manifest more in its tenant's usage, in the same
+// transaction.
 func (s *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, blobIDs []int64, childDigests []string, tag string) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO manifests (repo_id, digest, media_type, size_bytes,
@@ -98,19 +100,23 @@ func (s *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, b
 				return err
 			}
 		}
-		if tag == "" {
+		if tag != "" {
+			_, err = tx.ExecContext(ctx, `INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (repo_id, name) DO UPDATE SET
+					digest = excluded.digest,
+					pushed_at = excluded.pushed_at,
+					last_pulled_at = CASE WHEN tags.digest = excluded.digest THEN tags.last_pulled_at ELSE NULL END`,
+				m.RepositoryID, tag, m.Digest, toUnix(m.PushedAt))
+			if err != nil {
+				return fmt.Errorf("put tag %q: %w", tag, s.mapErr(err, stmtWrite))
+			}
+		}
+		if !isNew {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (repo_id, name) DO UPDATE SET
-				digest = excluded.digest,
-				pushed_at = excluded.pushed_at,
-				last_pulled_at = CASE WHEN tags.digest = excluded.digest THEN tags.last_pulled_at ELSE NULL END`,
-			m.RepositoryID, tag, m.Digest, toUnix(m.PushedAt))
-		if err != nil {
-			return fmt.Errorf("put tag %q: %w", tag, s.mapErr(err, stmtWrite))
-		}
-		return nil
+		// Last, so that the tenant's usage row, which every push of the
+		// tenant updates, stays locked for as short a time as possible.
+		return s.addRepoUsage(ctx, tx, m.RepositoryID, 1, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("put manifest %s in repository %d: %w", m.Digest, m.RepositoryID, err)
@@ -185,7 +191,8 @@ func dedup[T comparable](xs []T) []T {
 }
 
 // DeleteManifest implements db.ManifestStore. Tags, content and references of
-// the manifest go with it (ON DELETE CASCADE).
+// the manifest go with it (ON DELETE CASCADE), and its tenant's usage counts
+// one manifest less, in the same transaction.
 func (s *Store) DeleteManifest(ctx context.Context, repoID int64, digest string) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		var parent string
@@ -210,7 +217,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repoID int64, digest string)
 		if !ok {
 			return db.ErrNotFound
 		}
-		return nil
+		return s.addRepoUsage(ctx, tx, repoID, -1, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("delete manifest %s in repository %d: %w", digest, repoID, err)

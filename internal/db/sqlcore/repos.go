@@ -94,3 +94,77 @@ func (s *Store) ListRepositories(ctx context.Context, afterFullName string, limi
 	}
 	return out, nil
 }
+
+// ListRepositoryStats implements db.TenancyStore. SizeBytes is the sum of
+// the sizes of the distinct blobs that the repository's manifests reference
+// (a layer shared by several manifests counts once); the manifests' own
+// bytes are not included. PushedAt is the newest manifest's push time, nil
+// for a repository without manifests.
+func (s *Store) ListRepositoryStats(ctx context.Context, accountName, after string, limit int) ([]models.RepositoryStats, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT r.id, r.name,
+			(SELECT COUNT(*) FROM manifests m WHERE m.repo_id = r.id),
+			(SELECT COUNT(*) FROM tags t WHERE t.repo_id = r.id),
+			(SELECT CAST(COALESCE(SUM(b.size_bytes), 0) AS BIGINT) FROM blobs b
+				WHERE b.id IN (SELECT mbr.blob_id FROM manifest_blob_refs mbr WHERE mbr.repo_id = r.id)),
+			(SELECT MAX(m.pushed_at) FROM manifests m WHERE m.repo_id = r.id)
+		FROM repos r WHERE r.account_name = $1 AND r.name > $2
+		ORDER BY r.name`+limitClause(limit), accountName, after)
+	if err != nil {
+		return nil, fmt.Errorf("list repository statistics of account %q: %w", accountName, err)
+	}
+	defer rows.Close()
+	out := []models.RepositoryStats{}
+	for rows.Next() {
+		st := models.RepositoryStats{Repository: models.Repository{AccountName: accountName}}
+		var pushedAt sql.NullInt64
+		if err := rows.Scan(&st.ID, &st.Name, &st.ManifestCount, &st.TagCount, &st.SizeBytes, &pushedAt); err != nil {
+			return nil, fmt.Errorf("list repository statistics of account %q: %w", accountName, err)
+		}
+		st.PushedAt = fromNullUnix(pushedAt)
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list repository statistics of account %q: %w", accountName, err)
+	}
+	return out, nil
+}
+
+// DeleteRepository implements db.TenancyStore. It takes the repository's
+// blob mounts and uploads with it (the blobs themselves stay in the account,
+// so usage does not change). Without manifests the repository has no
+// references, so nothing RESTRICTs the deletion of its mounts. On PostgreSQL
+// the repository row is locked first: a manifest push that comes in at the
+// same moment then either commits before (and the delete is refused) or
+// fails to find the repository, and is never deleted by the cascade from
+// repos without its usage being taken back.
+func (s *Store) DeleteRepository(ctx context.Context, repoID int64) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		var exists int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM repos WHERE id = $1`+s.dialect.ForUpdate, repoID).Scan(&exists)
+		if err != nil {
+			return notFound(err)
+		}
+		var digest string
+		err = tx.QueryRowContext(ctx, `SELECT digest FROM manifests WHERE repo_id = $1 ORDER BY digest LIMIT 1`,
+			repoID).Scan(&digest)
+		switch {
+		case err == nil:
+			return fmt.Errorf("manifest %s remains: %w", digest, db.ErrStillReferenced)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("find manifests: %w", err)
+		}
+		for _, table := range []string{"blob_mounts", "uploads"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE repo_id = $1`, repoID); err != nil {
+				return fmt.Errorf("delete %s: %w", table, s.mapErr(err, stmtDelete))
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM repos WHERE id = $1`, repoID); err != nil {
+			return s.mapErr(err, stmtDelete)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete repository %d: %w", repoID, err)
+	}
+	return nil
+}

@@ -46,6 +46,36 @@ func TestSuiteInMemory(t *testing.T) {
 	})
 }
 
+// TestOperatorInsert checks that an operator can create a tenant's quota and
+// an account by hand, naming only the essential columns.
+func TestOperatorInsert(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	_, err := s.(*sqlcore.Store).DB().ExecContext(ctx,
+		`insert into quotas(auth_tenant_id, manifests) values('keppel', 10000); insert into accounts(auth_tenant_id, name) values('keppel', 'library');`)
+	if err != nil {
+		t.Fatalf("operator SQL: %v", err)
+	}
+	a, err := s.GetAccount(ctx, "library")
+	if err != nil {
+		t.Fatalf("GetAccount: %v", err)
+	}
+	if a.AuthTenantID != "keppel" || a.IsDeleting || a.IsManaged || a.IsProtected {
+		t.Errorf("GetAccount: %+v", a)
+	}
+	if d := time.Since(a.CreatedAt); d < -time.Minute || d > time.Minute {
+		t.Errorf("GetAccount: CreatedAt = %v, want about now", a.CreatedAt)
+	}
+	// 10000 manifests, unlimited bytes
+	q, err := s.GetQuota(ctx, "keppel")
+	if err != nil {
+		t.Fatalf("GetQuota: %v", err)
+	}
+	if q != (models.Quota{AuthTenantID: "keppel", ManifestCount: 10000, SizeBytes: -1}) {
+		t.Errorf("GetQuota: %+v", q)
+	}
+}
+
 // TestReopen checks that data survives closing and that opening a migrated
 // database applies nothing twice.
 func TestReopen(t *testing.T) {

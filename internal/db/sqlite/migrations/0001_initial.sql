@@ -13,6 +13,8 @@ CREATE TABLE accounts (
 	name                        TEXT NOT NULL PRIMARY KEY,
 	auth_tenant_id              TEXT NOT NULL,
 	is_deleting                 INTEGER NOT NULL DEFAULT 0 CHECK (is_deleting IN (0, 1)),
+	is_managed                  INTEGER NOT NULL DEFAULT 0 CHECK (is_managed IN (0, 1)),
+	is_protected                INTEGER NOT NULL DEFAULT 0 CHECK (is_protected IN (0, 1)),
 	rbac_policies_json          TEXT NOT NULL DEFAULT '',
 	gc_policies_json            TEXT NOT NULL DEFAULT '',
 	tag_policies_json           TEXT NOT NULL DEFAULT '',
@@ -28,10 +30,13 @@ CREATE TABLE accounts (
 ) STRICT;
 CREATE INDEX accounts_auth_tenant_id_idx ON accounts (auth_tenant_id);
 
+-- Limits per auth tenant. bytes = -1 means unlimited and is the default, so
+-- that an operator's INSERT naming only manifests limits only manifests;
+-- manifests defaults to 0 as in SAP Keppel.
 CREATE TABLE quotas (
 	auth_tenant_id TEXT NOT NULL PRIMARY KEY,
 	manifests      INTEGER NOT NULL DEFAULT 0,
-	bytes          INTEGER NOT NULL DEFAULT 0
+	bytes          INTEGER NOT NULL DEFAULT -1
 ) STRICT;
 
 CREATE TABLE repos (
@@ -141,3 +146,53 @@ CREATE TABLE users (
 	is_admin      INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),
 	created_at    INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
 ) STRICT;
+
+-- Roles of users of the built-in store in auth tenants.
+CREATE TABLE tenant_roles (
+	user_name      TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+	auth_tenant_id TEXT NOT NULL,
+	role           TEXT NOT NULL CHECK (role IN ('viewer', 'pusher', 'admin')),
+	PRIMARY KEY (user_name, auth_tenant_id)
+) STRICT;
+CREATE INDEX tenant_roles_auth_tenant_id_idx ON tenant_roles (auth_tenant_id);
+
+-- API keys of users of the built-in store; only a hash of the secret.
+CREATE TABLE api_keys (
+	id          TEXT NOT NULL PRIMARY KEY,
+	user_name   TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+	name        TEXT NOT NULL DEFAULT '',
+	secret_hash TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER,
+	revoked_at  INTEGER
+) STRICT;
+CREATE INDEX api_keys_user_name_idx ON api_keys (user_name, created_at);
+
+-- What each auth tenant uses, maintained in the same transactions that add
+-- or remove manifests and blobs (never computed by scanning). A tenant
+-- without a row uses nothing.
+CREATE TABLE tenant_usage (
+	auth_tenant_id TEXT NOT NULL PRIMARY KEY,
+	manifests      INTEGER NOT NULL DEFAULT 0,
+	bytes          INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- The audit log, newest first by id.
+CREATE TABLE audit_events (
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	time           INTEGER NOT NULL,
+	actor          TEXT NOT NULL DEFAULT '',
+	remote_addr    TEXT NOT NULL DEFAULT '',
+	action         TEXT NOT NULL,
+	auth_tenant_id TEXT NOT NULL DEFAULT '',
+	account_name   TEXT NOT NULL DEFAULT '',
+	target         TEXT NOT NULL DEFAULT '',
+	outcome        TEXT NOT NULL DEFAULT '',
+	reason         TEXT NOT NULL DEFAULT '',
+	details_json   TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX audit_events_time_idx ON audit_events (time DESC, id DESC);
+CREATE INDEX audit_events_actor_idx ON audit_events (actor, id DESC);
+CREATE INDEX audit_events_action_idx ON audit_events (action, id DESC);
+CREATE INDEX audit_events_tenant_idx ON audit_events (auth_tenant_id, id DESC);
+CREATE INDEX audit_events_account_idx ON audit_events (account_name, id DESC);
