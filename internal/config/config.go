@@ -28,6 +28,8 @@ type Config struct {
 	Storage  Storage  `yaml:"storage"`
 	Auth     Auth     `yaml:"auth"`
 	Janitor  Janitor  `yaml:"janitor"`
+	Quota    Quota    `yaml:"quota"`
+	Audit    Audit    `yaml:"audit"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is "text" or "json".
@@ -87,6 +89,20 @@ type Auth struct {
 	TokenLifetime         time.Duration `yaml:"token_lifetime"`
 }
 
+// Quota configures the quotas of auth tenants that have none of their own.
+type Quota struct {
+	// DefaultManifests is the number of manifests (-1: unlimited).
+	DefaultManifests int64 `yaml:"default_manifests"`
+	// DefaultBytes is the number of blob bytes (-1: unlimited).
+	DefaultBytes int64 `yaml:"default_bytes"`
+}
+
+// Audit configures where audit events go besides the metadata store.
+type Audit struct {
+	// WebhookURL receives every event as a JSON POST (optional).
+	WebhookURL string `yaml:"webhook_url"`
+}
+
 // Janitor configures the background jobs.
 type Janitor struct {
 	// Embedded runs the janitor inside the API process (the default).
@@ -105,6 +121,7 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		Janitor:   Janitor{AbandonedUploadAge: 24 * time.Hour},
+		Quota:     Quota{DefaultManifests: -1, DefaultBytes: -1},
 	}
 }
 
@@ -153,6 +170,17 @@ func dur(f func(c *Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
+func integer(f func(c *Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return err
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
 var envBindings = []envBinding{
 	{"KEPPEL_API_LISTEN_ADDRESS", str(func(c *Config) *string { return &c.API.ListenAddress })},
 	{"KEPPEL_API_PUBLIC_URL", str(func(c *Config) *string { return &c.API.PublicURL })},
@@ -188,6 +216,9 @@ var envBindings = []envBinding{
 		c.Janitor.Embedded = &b
 		return nil
 	}},
+	{"KEPPEL_QUOTA_DEFAULT_MANIFESTS", integer(func(c *Config) *int64 { return &c.Quota.DefaultManifests })},
+	{"KEPPEL_QUOTA_DEFAULT_BYTES", integer(func(c *Config) *int64 { return &c.Quota.DefaultBytes })},
+	{"KEPPEL_AUDIT_WEBHOOK_URL", str(func(c *Config) *string { return &c.Audit.WebhookURL })},
 	{"KEPPEL_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel })},
 	{"KEPPEL_LOG_FORMAT", str(func(c *Config) *string { return &c.LogFormat })},
 }
@@ -276,6 +307,15 @@ func (c *Config) complete() error {
 	}
 	if c.Janitor.AbandonedUploadAge < time.Minute {
 		return fmt.Errorf("janitor.abandoned_upload_age (KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE) %s must be at least 1m", c.Janitor.AbandonedUploadAge)
+	}
+	if c.Quota.DefaultManifests < -1 || c.Quota.DefaultBytes < -1 {
+		return errors.New("quota.default_manifests and quota.default_bytes must be -1 (unlimited) or at least 0")
+	}
+	if c.Audit.WebhookURL != "" {
+		u, err := url.Parse(c.Audit.WebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("audit.webhook_url (KEPPEL_AUDIT_WEBHOOK_URL) must be an http(s) URL")
+		}
 	}
 	if c.Janitor.Embedded == nil {
 		embedded := true

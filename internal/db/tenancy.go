@@ -45,6 +45,9 @@ type TenancyStore interface {
 	ListManifestInfos(ctx context.Context, repoID int64, after string, limit int) ([]models.ManifestInfo, error)
 	// GetTag returns one tag; ErrNotFound if absent.
 	GetTag(ctx context.Context, repoID int64, name string) (models.Tag, error)
+	// ListTagsOfManifest returns the names of the tags that point at a
+	// manifest, in bytewise order.
+	ListTagsOfManifest(ctx context.Context, repoID int64, digest string) ([]string, error)
 
 	// ListUsers returns all users of the built-in store, by name.
 	ListUsers(ctx context.Context) ([]models.User, error)

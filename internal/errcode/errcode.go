@@ -37,6 +37,8 @@ const (
 	TagInvalid
 	BlobReferenced
 	ManifestReferenced
+	QuotaExceeded
+	PolicyViolation
 	MethodNotAllowed
 	// Codes of the management API.
 	BadRequest
@@ -74,6 +76,8 @@ var table = map[Code]descriptor{
 	TagInvalid:              {"TAG_INVALID", http.StatusBadRequest, "manifest tag did not match URI"},
 	BlobReferenced:          {"DENIED", http.StatusConflict, "blob is still referenced by a manifest"},
 	ManifestReferenced:      {"DENIED", http.StatusConflict, "manifest is still referenced by an index"},
+	QuotaExceeded:           {"DENIED", http.StatusConflict, "quota exceeded"},
+	PolicyViolation:         {"DENIED", http.StatusConflict, "refused by a policy of the account"},
 	MethodNotAllowed:        {"UNSUPPORTED", http.StatusMethodNotAllowed, "method not allowed"},
 	BadRequest:              {"BAD_REQUEST", http.StatusBadRequest, "bad request"},
 	NotFound:                {"NOT_FOUND", http.StatusNotFound, "not found"},

@@ -117,6 +117,21 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 		children = append(children, desc.Digest.String())
 	}
 
+	if _, err := s.db.GetManifest(ctx, repo.ID, d.String()); errors.Is(err, db.ErrNotFound) {
+		if err := s.checkManifestQuota(ctx, repo); err != nil {
+			return PushedManifest{}, err
+		}
+	}
+	for _, t := range append([]string{tag}, extraTags...) {
+		if err := s.checkTagPush(ctx, repo, t, d.String()); err != nil {
+			return PushedManifest{}, err
+		}
+	}
+	labelsJSON, err := s.checkValidationRule(ctx, repo, parsed)
+	if err != nil {
+		return PushedManifest{}, err
+	}
+
 	m := models.ManifestWithContent{
 		Manifest: models.Manifest{
 			RepositoryID: repo.ID,
@@ -125,6 +140,7 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 			SizeBytes:    int64(len(content)),
 			PushedAt:     s.now(),
 			ArtifactType: parsed.ArtifactType,
+			LabelsJSON:   labelsJSON,
 		},
 		Content: content,
 	}
@@ -183,6 +199,9 @@ func (s *Service) DeleteManifest(ctx context.Context, repo Repo, reference strin
 		if !oci.ValidTag(reference) {
 			return fmt.Errorf("%w: %q is neither a valid tag nor a digest", ErrTagInvalid, reference)
 		}
+		if err := s.checkTagDelete(ctx, repo, []string{reference}); err != nil {
+			return err
+		}
 		err := s.db.DeleteTag(ctx, repo.ID, reference)
 		if errors.Is(err, db.ErrNotFound) {
 			return fmt.Errorf("%w: tag %s is not known in repository %s", ErrManifestUnknown, reference, repo.FullName())
@@ -195,6 +214,15 @@ func (s *Service) DeleteManifest(ctx context.Context, repo Repo, reference strin
 	d, err := oci.ParseDigest(reference)
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrDigestInvalid, err.Error())
+	}
+	if repo.Account.TagPoliciesJSON != "" {
+		tags, err := s.tagsOf(ctx, repo, d.String())
+		if err != nil {
+			return err
+		}
+		if err := s.checkTagDelete(ctx, repo, tags); err != nil {
+			return err
+		}
 	}
 	err = s.db.DeleteManifest(ctx, repo.ID, d.String())
 	switch {

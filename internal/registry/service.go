@@ -47,6 +47,10 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	newID   func() string
+	// defaultQuota applies to tenants without a quota row (-1: unlimited).
+	defaultQuota models.Quota
+	// uploadLocks serializes requests on the same upload.
+	uploadLocks keyedMutex
 }
 
 // Option configures a Service.
@@ -58,12 +62,17 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // WithIDGenerator injects the generator of storage IDs and upload UUIDs.
 func WithIDGenerator(f func() string) Option { return func(s *Service) { s.newID = f } }
 
+// WithDefaultQuota sets the quota of tenants that have none of their own
+// (-1 in a field means unlimited). Without this option it is unlimited.
+func WithDefaultQuota(q models.Quota) Option { return func(s *Service) { s.defaultQuota = q } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
 // New builds the service.
 func New(store db.Store, driver storage.Driver, opts ...Option) *Service {
-	s := &Service{db: store, storage: driver, log: slog.Default(), now: time.Now, newID: randomID}
+	s := &Service{db: store, storage: driver, log: slog.Default(), now: time.Now, newID: randomID,
+		defaultQuota: models.Quota{ManifestCount: -1, SizeBytes: -1}}
 	for _, o := range opts {
 		o(s)
 	}

@@ -23,6 +23,9 @@ const uploadHashAlgorithm = "sha256"
 
 // StartUpload begins a new blob upload in the repository.
 func (s *Service) StartUpload(ctx context.Context, repo Repo) (models.Upload, error) {
+	if err := s.checkBytesQuota(ctx, repo, 0); err != nil {
+		return models.Upload{}, err
+	}
 	state, err := marshalHash(sha256.New())
 	if err != nil {
 		return models.Upload{}, err
@@ -65,6 +68,7 @@ func (s *Service) GetUpload(ctx context.Context, repo Repo, uuid string) (models
 // not nil, it is the offset the client says the chunk starts at; it must
 // equal the upload's current size.
 func (s *Service) AppendToUpload(ctx context.Context, repo Repo, uuid string, start *int64, r io.Reader) (models.Upload, error) {
+	defer s.uploadLocks.lock(uuid)()
 	u, err := s.GetUpload(ctx, repo, uuid)
 	if err != nil {
 		return models.Upload{}, err
@@ -111,6 +115,7 @@ func (s *Service) appendChunk(ctx context.Context, repo Repo, u models.Upload, r
 // repository. On a digest mismatch the upload is discarded and nothing is
 // stored.
 func (s *Service) FinishUpload(ctx context.Context, repo Repo, uuid string, expected digest.Digest, start *int64, r io.Reader) (models.Blob, error) {
+	defer s.uploadLocks.lock(uuid)()
 	u, err := s.GetUpload(ctx, repo, uuid)
 	if err != nil {
 		return models.Blob{}, err
@@ -137,6 +142,12 @@ func (s *Service) FinishUpload(ctx context.Context, repo Repo, uuid string, expe
 	if actual != expected {
 		s.discardUpload(ctx, repo, u, finalized)
 		return models.Blob{}, fmt.Errorf("%w: the uploaded content has digest %s, not %s", ErrDigestInvalid, actual, expected)
+	}
+	if _, err := s.db.GetBlobInAccount(ctx, repo.Account.Name, expected.String()); errors.Is(err, db.ErrNotFound) {
+		if err := s.checkBytesQuota(ctx, repo, u.SizeBytes); err != nil {
+			s.discardUpload(ctx, repo, u, finalized)
+			return models.Blob{}, err
+		}
 	}
 	if !finalized {
 		if err := s.storage.FinalizeBlob(ctx, repo.StorageRef(), u.StorageID, u.NumChunks); err != nil {
@@ -168,6 +179,7 @@ func (s *Service) FinishUpload(ctx context.Context, repo Repo, uuid string, expe
 
 // CancelUpload discards an upload in progress.
 func (s *Service) CancelUpload(ctx context.Context, repo Repo, uuid string) error {
+	defer s.uploadLocks.lock(uuid)()
 	u, err := s.GetUpload(ctx, repo, uuid)
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 	"keppel/internal/api/keppelv1"
 	"keppel/internal/api/middleware"
 	ociapi "keppel/internal/api/oci"
+	"keppel/internal/audit"
 	"keppel/internal/auth"
 	"keppel/internal/auth/builtin"
 	"keppel/internal/config"
@@ -34,6 +35,7 @@ import (
 	"keppel/internal/db/sqlite"
 	"keppel/internal/janitor"
 	"keppel/internal/models"
+	"keppel/internal/policy"
 	"keppel/internal/registry"
 	"keppel/internal/storage"
 	"keppel/internal/storage/fs"
@@ -42,11 +44,12 @@ import (
 
 // Server is a fully built registry.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	store   db.Store
-	handler http.Handler
-	janitor *janitor.Janitor
+	cfg      config.Config
+	log      *slog.Logger
+	store    db.Store
+	handler  http.Handler
+	janitor  *janitor.Janitor
+	recorder *audit.Recorder
 	// AdminPasswordGenerated is the admin password created on this start
 	// ("" if the admin existed or the password was configured).
 	AdminPasswordGenerated string
@@ -111,11 +114,23 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 			}
 			return a, err
 		},
+		RBAC: evaluateRBAC,
 	}
+	var auditOpts []audit.Option
+	if cfg.Audit.WebhookURL != "" {
+		auditOpts = append(auditOpts, audit.WithWebhook(cfg.Audit.WebhookURL, 1000, 10*time.Second))
+	}
+	recorder := audit.New(store, log.With("component", "audit"), auditOpts...)
 
-	svc := registry.New(store, driver, registry.WithLogger(log))
+	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithDefaultQuota(models.Quota{
+		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
+	}))
 	v2 := ociapi.New(svc, tokens, authz, clientIPs.ClientIP, metrics, log, cfg.API.PublicURL)
-	v1 := keppelv1.New(svc, tokens, builtin.New(store), authz, clientIPs.ClientIP, log)
+	v1 := keppelv1.New(keppelv1.Deps{
+		Accounts: svc, Repos: svc, Quotas: svc, Audit: store, Recorder: recorder,
+		Tokens: tokens, Driver: builtin.New(store), DriverName: "builtin", Authz: authz,
+		ClientIP: clientIPs.ClientIP, Log: log,
+	})
 
 	mux := http.NewServeMux()
 	mux.Handle("/keppel/v1/", middleware.Wrap(v1, log, metrics, keppelv1.RouteName))
@@ -143,7 +158,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		mux.ServeHTTP(w, r)
 	})
 	jan := janitor.New(svc, janitor.Config{AbandonedUploadAge: cfg.Janitor.AbandonedUploadAge}, log.With("component", "janitor"))
-	return &Server{cfg: cfg, log: log, store: store, handler: root, janitor: jan, AdminPasswordGenerated: generated}, nil
+	return &Server{cfg: cfg, log: log, store: store, handler: root, janitor: jan, recorder: recorder, AdminPasswordGenerated: generated}, nil
 }
 
 func openStore(ctx context.Context, cfg config.Config) (db.Store, error) {
@@ -183,7 +198,30 @@ func openStorage(cfg config.Config) (storage.Driver, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close releases the server's resources.
-func (s *Server) Close() error { return s.store.Close() }
+func (s *Server) Close() error {
+	s.recorder.Close()
+	return s.store.Close()
+}
+
+// evaluateRBAC applies an account's RBAC policies to a request.
+func evaluateRBAC(a models.Account, repoName, username string, remoteIP net.IP) (auth.RBACDecision, error) {
+	d := auth.RBACDecision{Granted: map[string]bool{}, Forbidden: map[string]bool{}}
+	if a.RBACPoliciesJSON == "" {
+		return d, nil
+	}
+	policies, err := policy.ParseRBACPolicies(a.RBACPoliciesJSON)
+	if err != nil {
+		return d, err
+	}
+	granted, forbidden := policy.EvaluateRBAC(policies, policy.RBACRequest{RepoName: repoName, Username: username, RemoteIP: remoteIP})
+	for _, p := range granted.List() {
+		d.Granted[string(p)] = true
+	}
+	for _, p := range forbidden.List() {
+		d.Forbidden[string(p)] = true
+	}
+	return d, nil
+}
 
 // RunJanitor runs the background jobs until ctx is cancelled.
 func (s *Server) RunJanitor(ctx context.Context) {

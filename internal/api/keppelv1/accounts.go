@@ -1,15 +1,19 @@
 package keppelv1
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sort"
 
+	"keppel/internal/auth"
 	"keppel/internal/db"
 	"keppel/internal/errcode"
 	"keppel/internal/models"
 	"keppel/internal/oci"
+	"keppel/internal/registry"
 )
 
 // AccountService is what the account endpoints need from the registry.
@@ -17,17 +21,51 @@ type AccountService interface {
 	CreateAccount(ctx context.Context, name, authTenantID string) (models.Account, bool, error)
 	GetAccount(ctx context.Context, name string) (models.Account, error)
 	ListAccounts(ctx context.Context) ([]models.Account, error)
+	ListAccountsOfTenants(ctx context.Context, tenants []string) ([]models.Account, error)
+	UpdateAccount(ctx context.Context, a models.Account, managed bool) error
+	MarkAccountForDeletion(ctx context.Context, name string, managed bool) (models.Account, error)
 }
 
 // accountJSON is the wire form of an account, as in SAP Keppel's API.
 type accountJSON struct {
-	Name         string `json:"name"`
-	AuthTenantID string `json:"auth_tenant_id"`
-	State        string `json:"state,omitempty"`
+	Name           string          `json:"name"`
+	AuthTenantID   string          `json:"auth_tenant_id"`
+	RBACPolicies   json.RawMessage `json:"rbac_policies"`
+	GCPolicies     json.RawMessage `json:"gc_policies,omitempty"`
+	TagPolicies    json.RawMessage `json:"tag_policies,omitempty"`
+	Validation     *validationJSON `json:"validation,omitempty"`
+	PlatformFilter json.RawMessage `json:"platform_filter,omitempty"`
+	State          string          `json:"state,omitempty"`
+	Managed        bool            `json:"managed,omitempty"`
+}
+
+type validationJSON struct {
+	RuleForManifest string `json:"rule_for_manifest,omitempty"`
+}
+
+func rawOrNil(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
 }
 
 func renderAccount(a models.Account) accountJSON {
-	out := accountJSON{Name: a.Name, AuthTenantID: a.AuthTenantID}
+	out := accountJSON{
+		Name:           a.Name,
+		AuthTenantID:   a.AuthTenantID,
+		RBACPolicies:   rawOrNil(a.RBACPoliciesJSON),
+		GCPolicies:     rawOrNil(a.GCPoliciesJSON),
+		TagPolicies:    rawOrNil(a.TagPoliciesJSON),
+		PlatformFilter: rawOrNil(a.PlatformFilterJSON),
+		Managed:        a.IsManaged,
+	}
+	if out.RBACPolicies == nil {
+		out.RBACPolicies = json.RawMessage("[]")
+	}
+	if a.ValidationRule != "" {
+		out.Validation = &validationJSON{RuleForManifest: a.ValidationRule}
+	}
 	if a.IsDeleting {
 		out.State = "deleting"
 	}
@@ -35,15 +73,24 @@ func renderAccount(a models.Account) accountJSON {
 }
 
 func (h *Handler) listAccounts(w http.ResponseWriter, r *http.Request) {
-	if !h.requireAdmin(w, r) {
+	id, ok := h.requireIdentity(w, r)
+	if !ok {
 		return
 	}
-	accounts, err := h.svc.ListAccounts(r.Context())
+	var (
+		accounts []models.Account
+		err      error
+	)
+	if id.IsAdmin {
+		accounts, err = h.svc.ListAccounts(r.Context())
+	} else {
+		accounts, err = h.svc.ListAccountsOfTenants(r.Context(), viewableTenants(id))
+	}
 	if err != nil {
-		h.log.Error("cannot list accounts", "error", err)
-		errcode.Write(w, err)
+		h.internalError(w, "cannot list accounts", err)
 		return
 	}
+	sort.Slice(accounts, func(i, j int) bool { return accounts[i].Name < accounts[j].Name })
 	out := make([]accountJSON, len(accounts))
 	for i, a := range accounts {
 		out[i] = renderAccount(a)
@@ -51,25 +98,51 @@ func (h *Handler) listAccounts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"accounts": out})
 }
 
-func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
-	if !h.requireAdmin(w, r) {
-		return
-	}
-	a, err := h.svc.GetAccount(r.Context(), r.PathValue("account"))
-	if errors.Is(err, db.ErrNotFound) {
-		errcode.Write(w, errcode.New(errcode.NotFound, "no such account"))
-		return
+// findAccount returns an account the identity may see, or answers 404.
+func (h *Handler) findAccount(w http.ResponseWriter, r *http.Request, id *auth.Identity, name string) (models.Account, bool) {
+	a, err := h.svc.GetAccount(r.Context(), name)
+	if errors.Is(err, db.ErrNotFound) || (err == nil && !canView(id, a.AuthTenantID)) {
+		notVisible(w, "account")
+		return a, false
 	}
 	if err != nil {
-		h.log.Error("cannot get account", "error", err)
-		errcode.Write(w, err)
+		h.internalError(w, "cannot get account", err)
+		return a, false
+	}
+	return a, true
+}
+
+func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.requireIdentity(w, r)
+	if !ok {
+		return
+	}
+	a, ok := h.findAccount(w, r, id, r.PathValue("account"))
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"account": renderAccount(a)})
 }
 
+type putAccountRequest struct {
+	Account struct {
+		AuthTenantID   string          `json:"auth_tenant_id"`
+		RBACPolicies   json.RawMessage `json:"rbac_policies"`
+		GCPolicies     json.RawMessage `json:"gc_policies"`
+		TagPolicies    json.RawMessage `json:"tag_policies"`
+		Validation     *validationJSON `json:"validation"`
+		PlatformFilter json.RawMessage `json:"platform_filter"`
+		// Replication and metadata are accepted for compatibility with
+		// SAP Keppel's clients; replication is configured by the
+		// federation features.
+		Replication json.RawMessage   `json:"replication"`
+		Metadata    map[string]string `json:"metadata"`
+	} `json:"account"`
+}
+
 func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
-	if !h.requireAdmin(w, r) {
+	id, ok := h.requireIdentity(w, r)
+	if !ok {
 		return
 	}
 	name := r.PathValue("account")
@@ -77,12 +150,9 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "account name %q is invalid: it must match ^[a-z0-9][a-z0-9-]{0,47}$ and not be reserved", name))
 		return
 	}
-	var req struct {
-		Account struct {
-			AuthTenantID string `json:"auth_tenant_id"`
-		} `json:"account"`
-	}
+	var req putAccountRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "malformed request body: %s", err.Error()))
 		return
@@ -92,22 +162,153 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "account.auth_tenant_id is missing or invalid"))
 		return
 	}
-	a, created, err := h.svc.CreateAccount(r.Context(), name, tenant)
-	if errors.Is(err, db.ErrConflict) {
-		errcode.Write(w, errcode.New(errcode.Conflict, "account %s exists already and belongs to another auth tenant", name))
-		return
-	}
+	settings, err := parseAccountSettings(req)
 	if err != nil {
-		h.log.Error("cannot create account", "error", err)
 		errcode.Write(w, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-		h.log.Info("account created", "account", a.Name, "auth_tenant_id", a.AuthTenantID)
+
+	existing, err := h.svc.GetAccount(r.Context(), name)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		if !canChange(id, tenant) {
+			forbidden(w, "creating accounts in auth tenant %s requires the admin role there", tenant)
+			return
+		}
+		created, isNew, err := h.svc.CreateAccount(r.Context(), name, tenant)
+		if errors.Is(err, db.ErrConflict) {
+			// created concurrently by someone else, maybe of another tenant
+			errcode.Write(w, errcode.New(errcode.Conflict, "account %s exists already", name))
+			return
+		}
+		if err != nil {
+			h.internalError(w, "cannot create account", err)
+			return
+		}
+		settings.Name, settings.AuthTenantID, settings.CreatedAt = created.Name, created.AuthTenantID, created.CreatedAt
+		if err := h.svc.UpdateAccount(r.Context(), settings, false); err != nil {
+			h.internalError(w, "cannot store account settings", err)
+			return
+		}
+		h.record(r, id, models.AuditEvent{Action: "account.create", AuthTenantID: tenant, AccountName: name})
+		status := http.StatusOK
+		if isNew {
+			status = http.StatusCreated
+			h.log.Info("account created", "account", name, "auth_tenant_id", tenant)
+		}
+		writeJSON(w, status, map[string]any{"account": renderAccount(settings)})
+		return
+	case err != nil:
+		h.internalError(w, "cannot get account", err)
+		return
 	}
-	writeJSON(w, status, map[string]any{"account": renderAccount(a)})
+
+	if !canView(id, existing.AuthTenantID) {
+		// Do not reveal that a foreign tenant's account exists.
+		errcode.Write(w, errcode.New(errcode.Conflict, "account name %s is not available", name))
+		return
+	}
+	if existing.AuthTenantID != tenant {
+		errcode.Write(w, errcode.New(errcode.Conflict, "account %s belongs to auth tenant %s; it cannot move", name, existing.AuthTenantID))
+		return
+	}
+	if !canChange(id, tenant) {
+		forbidden(w, "changing account %s requires the admin role in auth tenant %s", name, tenant)
+		return
+	}
+	settings.Name, settings.AuthTenantID = name, tenant
+	settings.IsDeleting, settings.IsManaged, settings.IsProtected = existing.IsDeleting, existing.IsManaged, existing.IsProtected
+	if existing.IsDeleting {
+		errcode.Write(w, errcode.New(errcode.Conflict, "account %s is being deleted", name))
+		return
+	}
+	err = h.svc.UpdateAccount(r.Context(), settings, false)
+	if errors.Is(err, registry.ErrManagedAccount) {
+		forbidden(w, "%s", err.Error())
+		return
+	}
+	if err != nil {
+		h.internalError(w, "cannot update account", err)
+		return
+	}
+	h.record(r, id, models.AuditEvent{Action: "account.update", AuthTenantID: tenant, AccountName: name})
+	writeJSON(w, http.StatusOK, map[string]any{"account": renderAccount(settings)})
+}
+
+// parseAccountSettings validates the policies of a PUT request and returns
+// them in an Account (name and tenant are filled in by the caller).
+func parseAccountSettings(req putAccountRequest) (models.Account, error) {
+	var a models.Account
+	var err error
+	if a.RBACPoliciesJSON, err = validateRBAC(req.Account.RBACPolicies); err != nil {
+		return a, err
+	}
+	if a.TagPoliciesJSON, err = validateTagPolicies(req.Account.TagPolicies); err != nil {
+		return a, err
+	}
+	if a.GCPoliciesJSON, err = jsonArray("gc_policies", req.Account.GCPolicies); err != nil {
+		return a, err
+	}
+	if a.PlatformFilterJSON, err = jsonArray("platform_filter", req.Account.PlatformFilter); err != nil {
+		return a, err
+	}
+	if req.Account.Validation != nil && req.Account.Validation.RuleForManifest != "" {
+		if err := validateRule(req.Account.Validation.RuleForManifest); err != nil {
+			return a, err
+		}
+		a.ValidationRule = req.Account.Validation.RuleForManifest
+	}
+	if len(req.Account.Replication) > 0 && !bytes.Equal(bytes.TrimSpace(req.Account.Replication), []byte("null")) {
+		return a, errcode.New(errcode.BadRequest, "account.replication is not supported yet")
+	}
+	return a, nil
+}
+
+// jsonArray checks that raw is a JSON array (or absent) and returns it
+// compacted ("" for absent, null or empty).
+func jsonArray(field string, raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return "", nil
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return "", errcode.New(errcode.BadRequest, "account.%s must be a list: %s", field, err.Error())
+	}
+	if len(list) == 0 {
+		return "", nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", errcode.New(errcode.BadRequest, "account.%s: %s", field, err.Error())
+	}
+	return buf.String(), nil
+}
+
+func (h *Handler) deleteAccount(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.requireIdentity(w, r)
+	if !ok {
+		return
+	}
+	a, ok := h.findAccount(w, r, id, r.PathValue("account"))
+	if !ok {
+		return
+	}
+	if !canChange(id, a.AuthTenantID) {
+		forbidden(w, "deleting account %s requires the admin role in auth tenant %s", a.Name, a.AuthTenantID)
+		return
+	}
+	a, err := h.svc.MarkAccountForDeletion(r.Context(), a.Name, false)
+	if errors.Is(err, registry.ErrManagedAccount) {
+		forbidden(w, "%s", err.Error())
+		return
+	}
+	if err != nil {
+		h.internalError(w, "cannot delete account", err)
+		return
+	}
+	h.record(r, id, models.AuditEvent{Action: "account.delete", AuthTenantID: a.AuthTenantID, AccountName: a.Name})
+	writeJSON(w, http.StatusAccepted, map[string]any{"account": renderAccount(a)})
 }
 
 // validTenantID accepts tenant IDs as identity providers issue them

@@ -12,14 +12,20 @@ import (
 	"strings"
 	"time"
 
+	"keppel/internal/audit"
 	"keppel/internal/auth"
 	"keppel/internal/errcode"
+	"keppel/internal/models"
 )
 
 // Handler serves /keppel/v1/.
 type Handler struct {
 	mux      *http.ServeMux
 	svc      AccountService
+	repos    RepoService
+	quotas   QuotaService
+	auditLog AuditService
+	recorder *audit.Recorder
 	tokens   *auth.TokenService
 	driver   auth.Driver
 	authz    *auth.Authorizer
@@ -27,24 +33,118 @@ type Handler struct {
 	log      *slog.Logger
 }
 
-// New builds the management API handler. clientIP tells where a request
-// came from (for RBAC policies with match_cidr).
-func New(svc AccountService, tokens *auth.TokenService, driver auth.Driver, authz *auth.Authorizer, clientIP func(*http.Request) net.IP, log *slog.Logger) *Handler {
-	h := &Handler{mux: http.NewServeMux(), svc: svc, tokens: tokens, driver: driver, authz: authz, clientIP: clientIP, log: log}
+// Deps are what the management API is built from.
+type Deps struct {
+	Accounts AccountService
+	Repos    RepoService
+	Quotas   QuotaService
+	Audit    AuditService
+	Recorder *audit.Recorder
+	Tokens   *auth.TokenService
+	// Driver checks credentials; DriverName is shown by GET /keppel/v1.
+	Driver     auth.Driver
+	DriverName string
+	Authz      *auth.Authorizer
+	// ClientIP tells where a request came from (for RBAC match_cidr).
+	ClientIP func(*http.Request) net.IP
+	Log      *slog.Logger
+}
+
+// New builds the management API handler.
+func New(d Deps) *Handler {
+	h := &Handler{mux: http.NewServeMux(), svc: d.Accounts, repos: d.Repos, quotas: d.Quotas, auditLog: d.Audit,
+		recorder: d.Recorder, tokens: d.Tokens, driver: d.Driver, authz: d.Authz, clientIP: d.ClientIP, log: d.Log}
+	h.mux.HandleFunc("GET /keppel/v1", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"auth_driver": d.DriverName})
+	})
 	h.mux.HandleFunc("GET /keppel/v1/auth", h.getToken)
 	h.mux.HandleFunc("POST /keppel/v1/auth", h.postToken)
 	h.mux.HandleFunc("GET /keppel/v1/accounts", h.listAccounts)
 	h.mux.HandleFunc("GET /keppel/v1/accounts/{account}", h.getAccount)
 	h.mux.HandleFunc("PUT /keppel/v1/accounts/{account}", h.putAccount)
+	h.mux.HandleFunc("DELETE /keppel/v1/accounts/{account}", h.deleteAccount)
+	h.mux.HandleFunc("GET /keppel/v1/accounts/{account}/repositories", h.listRepositories)
+	// Repository names contain slashes, so everything below a repository
+	// is routed by repositoryRoute.
+	h.mux.HandleFunc("/keppel/v1/accounts/{account}/repositories/{rest...}", h.repositoryRoute)
+	h.mux.HandleFunc("GET /keppel/v1/quotas/{tenant}", h.getQuota)
+	h.mux.HandleFunc("PUT /keppel/v1/quotas/{tenant}", h.putQuota)
+	h.mux.HandleFunc("GET /keppel/v1/audit", h.getAudit)
 	h.mux.HandleFunc("/keppel/v1/", func(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return h
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mux.ServeHTTP(w, r)
+// repositoryRoute dispatches /keppel/v1/accounts/:a/repositories/<repo>[/_manifests[/:digest]|/_tags/:tag].
+func (h *Handler) repositoryRoute(w http.ResponseWriter, r *http.Request) {
+	rest := r.PathValue("rest")
+	notFound := func() {
+		errcode.Write(w, errcode.New(errcode.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	}
+	methodNotAllowed := func(allowed string) {
+		w.Header().Set("Allow", allowed)
+		errcode.Write(w, errcode.New(errcode.MethodNotAllowed, "use %s", allowed))
+	}
+	if repo, ok := strings.CutSuffix(rest, "/_manifests"); ok {
+		r.SetPathValue("repo", repo)
+		if r.Method != http.MethodGet {
+			methodNotAllowed("GET")
+			return
+		}
+		h.listManifests(w, r)
+		return
+	}
+	if i := strings.LastIndex(rest, "/_manifests/"); i > 0 {
+		r.SetPathValue("repo", rest[:i])
+		r.SetPathValue("digest", rest[i+len("/_manifests/"):])
+		if r.Method != http.MethodDelete {
+			methodNotAllowed("DELETE")
+			return
+		}
+		h.deleteManifest(w, r)
+		return
+	}
+	if i := strings.LastIndex(rest, "/_tags/"); i > 0 {
+		r.SetPathValue("repo", rest[:i])
+		r.SetPathValue("tag", rest[i+len("/_tags/"):])
+		if r.Method != http.MethodDelete {
+			methodNotAllowed("DELETE")
+			return
+		}
+		h.deleteTag(w, r)
+		return
+	}
+	if strings.Contains(rest, "/_") || rest == "" {
+		notFound()
+		return
+	}
+	r.SetPathValue("repo", rest)
+	if r.Method != http.MethodDelete {
+		methodNotAllowed("DELETE")
+		return
+	}
+	h.deleteRepository(w, r)
+}
+
+// record writes an audit event for the request's caller.
+func (h *Handler) record(r *http.Request, id *auth.Identity, e models.AuditEvent) {
+	if h.recorder == nil {
+		return
+	}
+	if id != nil {
+		e.Actor = id.Username
+	}
+	if ip := h.clientIP(r); ip != nil {
+		e.RemoteAddr = ip.String()
+	}
+	h.recorder.Record(r.Context(), e)
+}
+
+// internalError logs err and answers with a generic error.
+func (h *Handler) internalError(w http.ResponseWriter, msg string, err error) {
+	h.log.Error(msg, "error", err)
+	errcode.Write(w, err)
 }
 
 // RouteName classifies a /keppel/v1/ request for metrics labels.
@@ -142,43 +242,12 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Id
 			return nil, false
 		}
 		h.log.Info("login failed", "user", username, "remote", r.RemoteAddr)
+		h.record(r, nil, models.AuditEvent{Action: "login.failure", Actor: username, Outcome: audit.Failure, Reason: "wrong username or password"})
 		w.Header().Set("WWW-Authenticate", `Basic realm="keppel"`)
 		errcode.Write(w, errcode.New(errcode.Unauthorized, "wrong username or password"))
 		return nil, false
 	}
 	return &id, true
-}
-
-// requireAdmin accepts basic credentials or a bearer token of a server
-// administrator.
-func (h *Handler) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
-	if token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
-		claims, err := h.tokens.Verify(strings.TrimSpace(token))
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="keppel"`)
-			errcode.Write(w, errcode.New(errcode.Unauthorized, "invalid or expired token"))
-			return false
-		}
-		if !claims.Admin {
-			errcode.Write(w, errcode.New(errcode.Denied, "this endpoint requires a server administrator"))
-			return false
-		}
-		return true
-	}
-	id, ok := h.authenticate(w, r)
-	if !ok {
-		return false
-	}
-	if id == nil {
-		w.Header().Set("WWW-Authenticate", `Basic realm="keppel"`)
-		errcode.Write(w, errcode.New(errcode.Unauthorized, "authentication required"))
-		return false
-	}
-	if !id.IsAdmin {
-		errcode.Write(w, errcode.New(errcode.Denied, "this endpoint requires a server administrator"))
-		return false
-	}
-	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -191,4 +260,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
 }

@@ -480,25 +480,33 @@ func TestAccountsRequireAdmin(t *testing.T) {
 	}
 	anonymous := decodeTokenString(t, s.Do(t, http.MethodGet, "/keppel/v1/auth", "", nil, nil))
 
+	// Expected answers to PUT /accounts/<new>, GET /accounts, GET /accounts/test.
+	type answer struct {
+		status int
+		code   string
+	}
+	unauthorized := []answer{{401, "UNAUTHORIZED"}, {401, "UNAUTHORIZED"}, {401, "UNAUTHORIZED"}}
+	// A user without a role in tenant1 may not create accounts there, sees
+	// an empty account list, and cannot tell that "test" exists.
+	noRole := []answer{{403, "DENIED"}, {200, ""}, {404, "NOT_FOUND"}}
 	tests := []struct {
-		name       string
-		token      string
-		header     http.Header
-		wantStatus int
-		wantCode   string
-		challenge  string
+		name      string
+		token     string
+		header    http.Header
+		want      []answer
+		challenge string
 	}{
-		{"no credentials", "", nil, http.StatusUnauthorized, "UNAUTHORIZED", "Basic "},
-		{"wrong password", "", basic("admin", "wrong"), http.StatusUnauthorized, "UNAUTHORIZED", "Basic "},
-		{"unknown user", "", basic("bob", "x"), http.StatusUnauthorized, "UNAUTHORIZED", "Basic "},
-		{"non-admin user", "", basic("alice", "alice-password"), http.StatusForbidden, "DENIED", ""},
-		{"anonymous token", anonymous, nil, http.StatusForbidden, "DENIED", ""},
-		{"non-admin token signed with the server's key", issue(key, s.Host, time.Now(), false), nil, http.StatusForbidden, "DENIED", ""},
-		{"admin token signed by another key", issue(otherKey, s.Host, time.Now(), true), nil, http.StatusUnauthorized, "UNAUTHORIZED", "Bearer "},
-		{"expired admin token", issue(key, s.Host, time.Now().Add(-2*time.Hour), true), nil, http.StatusUnauthorized, "UNAUTHORIZED", "Bearer "},
-		{"admin token for another service", issue(key, "other.example.com", time.Now(), true), nil, http.StatusUnauthorized, "UNAUTHORIZED", "Bearer "},
-		{"garbage token", "garbage", nil, http.StatusUnauthorized, "UNAUTHORIZED", "Bearer "},
-		{"unknown authorization scheme", "", http.Header{"Authorization": {"Digest x"}}, http.StatusUnauthorized, "UNAUTHORIZED", "Basic "},
+		{"no credentials", "", nil, unauthorized, "Basic "},
+		{"wrong password", "", basic("admin", "wrong"), unauthorized, "Basic "},
+		{"unknown user", "", basic("bob", "x"), unauthorized, "Basic "},
+		{"non-admin user", "", basic("alice", "alice-password"), noRole, ""},
+		{"anonymous token", anonymous, nil, unauthorized, "Basic "},
+		{"non-admin token signed with the server's key", issue(key, s.Host, time.Now(), false), nil, noRole, ""},
+		{"admin token signed by another key", issue(otherKey, s.Host, time.Now(), true), nil, unauthorized, "Bearer "},
+		{"expired admin token", issue(key, s.Host, time.Now().Add(-2*time.Hour), true), nil, unauthorized, "Bearer "},
+		{"admin token for another service", issue(key, "other.example.com", time.Now(), true), nil, unauthorized, "Bearer "},
+		{"garbage token", "garbage", nil, unauthorized, "Bearer "},
+		{"unknown authorization scheme", "", http.Header{"Authorization": {"Digest x"}}, unauthorized, "Basic "},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -513,14 +521,21 @@ func TestAccountsRequireAdmin(t *testing.T) {
 				{http.MethodGet, "/keppel/v1/accounts", nil},
 				{http.MethodGet, "/keppel/v1/accounts/test", nil},
 			}
-			for _, req := range requests {
+			for j, req := range requests {
 				var r test.Response
 				if req.body == nil {
 					r = s.Do(t, req.method, req.path, tc.token, tc.header, nil)
 				} else {
 					r = s.Do(t, req.method, req.path, tc.token, tc.header, req.body)
 				}
-				wantError(t, r, tc.wantStatus, tc.wantCode)
+				want := tc.want[j]
+				if want.status == http.StatusOK {
+					if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != `{"accounts":[]}` {
+						t.Errorf("%s %s: %d %s, want an empty list", req.method, req.path, r.Status, r.Body)
+					}
+					continue
+				}
+				wantError(t, r, want.status, want.code)
 				if ch := r.Header.Get("WWW-Authenticate"); tc.challenge != "" && !strings.HasPrefix(ch, tc.challenge) {
 					t.Errorf("%s %s: WWW-Authenticate = %q, want prefix %q", req.method, req.path, ch, tc.challenge)
 				}
@@ -615,9 +630,9 @@ func TestUnknownEndpoints(t *testing.T) {
 	}{
 		{http.MethodGet, "/keppel/v1/"},
 		{http.MethodGet, "/keppel/v1/nonsense"},
-		{http.MethodGet, "/keppel/v1/accounts/test/repositories"},
+		{http.MethodGet, "/keppel/v1/accounts/test/nonsense"},
 		{http.MethodPost, "/keppel/v1/nonsense"},
-		{http.MethodDelete, "/keppel/v1/accounts/test"},
+		{http.MethodDelete, "/keppel/v1/accounts/test/repositories/app/_nonsense"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -626,7 +641,7 @@ func TestUnknownEndpoints(t *testing.T) {
 			wantError(t, r, http.StatusNotFound, "NOT_FOUND")
 		})
 	}
-	// The account still exists after the DELETE that is not an endpoint.
+	// The account still exists after the requests that are not endpoints.
 	t.Run("account survives", func(t *testing.T) {
 		t.Parallel()
 		if r := s.Do(t, http.MethodGet, "/keppel/v1/accounts/test", admin, nil, nil); r.Status != http.StatusOK {

@@ -31,6 +31,8 @@ var errorCodes = []struct {
 	{registry.ErrManifestBlobUnknown, errcode.ManifestBlobUnknown},
 	{registry.ErrManifestReferenced, errcode.ManifestReferenced},
 	{registry.ErrTagInvalid, errcode.TagInvalid},
+	{registry.ErrQuotaExceeded, errcode.QuotaExceeded},
+	{registry.ErrPolicyViolation, errcode.PolicyViolation},
 }
 
 // writeError renders err as an OCI error. Domain errors keep their message;

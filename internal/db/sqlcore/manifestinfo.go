@@ -73,3 +73,24 @@ func (s *Store) GetTag(ctx context.Context, repoID int64, name string) (models.T
 	t.LastPulledAt = fromNullUnix(lastPulledAt)
 	return t, nil
 }
+
+// ListTagsOfManifest implements db.TenancyStore.
+func (s *Store) ListTagsOfManifest(ctx context.Context, repoID int64, digest string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM tags WHERE repo_id = $1 AND digest = $2 ORDER BY name`, repoID, digest)
+	if err != nil {
+		return nil, fmt.Errorf("list tags of manifest %s in repository %d: %w", digest, repoID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list tags of manifest %s in repository %d: %w", digest, repoID, err)
+		}
+		out = append(out, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tags of manifest %s in repository %d: %w", digest, repoID, err)
+	}
+	return out, nil
+}

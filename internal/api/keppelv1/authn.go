@@ -1,0 +1,81 @@
+package keppelv1
+
+import (
+	"net/http"
+	"strings"
+
+	"keppel/internal/auth"
+	"keppel/internal/errcode"
+	"keppel/internal/models"
+)
+
+// identify returns the caller of a management request: the identity of a
+// bearer token, of basic credentials (checked by the auth driver), or nil
+// for anonymous requests. It answers 401 itself (ok=false) for credentials
+// that do not check out.
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (*auth.Identity, bool) {
+	if token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
+		claims, err := h.tokens.Verify(strings.TrimSpace(token))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keppel",error="invalid_token"`)
+			errcode.Write(w, errcode.New(errcode.Unauthorized, "invalid or expired token"))
+			return nil, false
+		}
+		return claims.Identity(), true
+	}
+	return h.authenticate(w, r)
+}
+
+// requireIdentity is identify for endpoints that anonymous callers cannot use.
+func (h *Handler) requireIdentity(w http.ResponseWriter, r *http.Request) (*auth.Identity, bool) {
+	id, ok := h.identify(w, r)
+	if !ok {
+		return nil, false
+	}
+	if id == nil {
+		h.challenge(w)
+		errcode.Write(w, errcode.New(errcode.Unauthorized, "authentication required"))
+		return nil, false
+	}
+	return id, true
+}
+
+func (h *Handler) challenge(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="keppel"`)
+}
+
+// canView reports whether the identity may see the tenant's accounts.
+func canView(id *auth.Identity, tenant string) bool {
+	return id != nil && (id.IsAdmin || id.Roles[tenant].Includes(models.RoleViewer))
+}
+
+// canChange reports whether the identity may change the tenant's accounts,
+// policies and content.
+func canChange(id *auth.Identity, tenant string) bool {
+	return id != nil && (id.IsAdmin || id.Roles[tenant].Includes(models.RoleAdmin))
+}
+
+// viewableTenants returns the tenants the identity may see (nil for a
+// server admin, who sees all).
+func viewableTenants(id *auth.Identity) []string {
+	if id.IsAdmin {
+		return nil
+	}
+	var out []string
+	for tenant, role := range id.Roles {
+		if role.Includes(models.RoleViewer) {
+			out = append(out, tenant)
+		}
+	}
+	return out
+}
+
+// notVisible answers like for a resource that does not exist, so that
+// callers learn nothing about other tenants.
+func notVisible(w http.ResponseWriter, what string) {
+	errcode.Write(w, errcode.New(errcode.NotFound, "no such %s", what))
+}
+
+func forbidden(w http.ResponseWriter, format string, args ...any) {
+	errcode.Write(w, errcode.New(errcode.Denied, format, args...))
+}
