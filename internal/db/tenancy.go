@@ -28,6 +28,9 @@ type TenancyStore interface {
 	// ListAccountsOfTenants returns the accounts of the given tenants, by
 	// name; none for an empty list.
 	ListAccountsOfTenants(ctx context.Context, tenantIDs []string) ([]models.Account, error)
+	// ListRepositoriesOfTenants is ListRepositories restricted to the
+	// accounts of the given tenants (none for an empty list).
+	ListRepositoriesOfTenants(ctx context.Context, tenantIDs []string, afterFullName string, limit int) ([]models.Repository, error)
 
 	// ListRepositoryStats returns the account's repositories ordered by
 	// name, starting after the name after, at most limit (NoLimit for all),

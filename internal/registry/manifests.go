@@ -250,9 +250,18 @@ func (s *Service) ListTags(ctx context.Context, repo Repo, page oci.Pagination) 
 	return tags, nil
 }
 
-// ListRepositories returns a page of repository names (catalog order).
-func (s *Service) ListRepositories(ctx context.Context, page oci.Pagination) ([]string, error) {
-	repos, err := s.db.ListRepositories(ctx, page.Last, page.Limit)
+// ListRepositories returns a page of repository names (catalog order):
+// of all accounts if tenants is nil, else of the accounts of those tenants.
+func (s *Service) ListRepositories(ctx context.Context, tenants []string, page oci.Pagination) ([]string, error) {
+	var (
+		repos []models.Repository
+		err   error
+	)
+	if tenants == nil {
+		repos, err = s.db.ListRepositories(ctx, page.Last, page.Limit)
+	} else {
+		repos, err = s.db.ListRepositoriesOfTenants(ctx, tenants, page.Last, page.Limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing repositories: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"keppel/internal/auth"
 	"keppel/internal/errcode"
+	"keppel/internal/models"
 	"keppel/internal/oci"
 	"keppel/internal/registry"
 )
@@ -92,7 +93,8 @@ func (h *Handler) serveCatalog(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET, HEAD")
 		return
 	}
-	if _, ok := h.authorize(w, r, auth.CatalogScope); !ok {
+	claims, ok := h.authorize(w, r, auth.CatalogScope)
+	if !ok {
 		return
 	}
 	page, err := parsePage(r)
@@ -100,11 +102,24 @@ func (h *Handler) serveCatalog(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, err)
 		return
 	}
+	// Server administrators see every repository; everybody else those of
+	// the tenants they have a role in.
+	var tenants []string
+	if id := claims.Identity(); id == nil || !id.IsAdmin {
+		tenants = []string{}
+		if id != nil {
+			for tenant, role := range id.Roles {
+				if role.Includes(models.RoleViewer) {
+					tenants = append(tenants, tenant)
+				}
+			}
+		}
+	}
 	names := []string{}
 	if page.Limit > 0 {
 		fetch := page
 		fetch.Limit++
-		names, err = h.svc.ListRepositories(r.Context(), fetch)
+		names, err = h.svc.ListRepositories(r.Context(), tenants, fetch)
 		if err != nil {
 			writeError(w, r, h.log, err)
 			return

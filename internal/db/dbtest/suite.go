@@ -52,6 +52,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"ConcurrentPutManifest", testConcurrentPutManifest},
 		{"ConcurrentUpdateUpload", testConcurrentUpdateUpload},
 		{"StaleUploads", testStaleUploads},
+		{"RepositoriesOfTenants", testRepositoriesOfTenants},
 		{"UpdateAccount", testUpdateAccount},
 		{"DeleteAccount", testDeleteAccount},
 		{"AccountsOfTenants", testAccountsOfTenants},

@@ -168,3 +168,40 @@ func (s *Store) DeleteRepository(ctx context.Context, repoID int64) error {
 	}
 	return nil
 }
+
+// maxVisibleTenants bounds the tenants of one catalog query; users with
+// roles in more tenants than this see the first ones only.
+const maxVisibleTenants = refsPerStatement - 2
+
+// ListRepositoriesOfTenants implements db.TenancyStore.
+func (s *Store) ListRepositoriesOfTenants(ctx context.Context, tenantIDs []string, afterFullName string, limit int) ([]models.Repository, error) {
+	ids := dedup(tenantIDs)
+	if len(ids) == 0 {
+		return []models.Repository{}, nil
+	}
+	ids = ids[:min(len(ids), maxVisibleTenants)]
+	args := []any{afterFullName}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, account_name, name FROM repos
+		WHERE `+repoFullName+` > $1 AND account_name IN
+			(SELECT a.name FROM accounts a WHERE a.auth_tenant_id IN (`+placeholders(2, len(ids))+`))
+		ORDER BY `+repoFullName+limitClause(limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories of %d tenants: %w", len(ids), err)
+	}
+	defer rows.Close()
+	out := []models.Repository{}
+	for rows.Next() {
+		var r models.Repository
+		if err := rows.Scan(&r.ID, &r.AccountName, &r.Name); err != nil {
+			return nil, fmt.Errorf("list repositories of tenants: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list repositories of tenants: %w", err)
+	}
+	return out, nil
+}
