@@ -26,3 +26,20 @@ type Driver interface {
 	// ErrBadCredentials (possibly wrapped) otherwise.
 	Authenticate(ctx context.Context, username, password string) (Identity, error)
 }
+
+// Chain is a Driver that asks several drivers in order: the first that
+// accepts the credentials wins; ErrBadCredentials from one lets the next
+// try; any other error stops the chain (so that an unreachable identity
+// provider is not reported as a wrong password).
+type Chain []Driver
+
+// Authenticate implements Driver.
+func (c Chain) Authenticate(ctx context.Context, username, password string) (Identity, error) {
+	for _, d := range c {
+		id, err := d.Authenticate(ctx, username, password)
+		if err == nil || !errors.Is(err, ErrBadCredentials) {
+			return id, err
+		}
+	}
+	return Identity{}, ErrBadCredentials
+}

@@ -87,6 +87,32 @@ type Auth struct {
 	// tokens signed with it are still accepted.
 	PreviousIssuerKeyFile string        `yaml:"previous_issuer_key_file"`
 	TokenLifetime         time.Duration `yaml:"token_lifetime"`
+	// Driver checks credentials: "builtin" (users in the metadata store,
+	// the default) or "oidc" (an OpenID Connect provider; the built-in
+	// admin keeps working).
+	Driver string `yaml:"driver"`
+	OIDC   OIDC   `yaml:"oidc"`
+}
+
+// OIDC configures the OpenID Connect credential driver.
+type OIDC struct {
+	IssuerURL     string   `yaml:"issuer_url"`
+	ClientID      string   `yaml:"client_id"`
+	ClientSecret  string   `yaml:"client_secret"`
+	UsernameClaim string   `yaml:"username_claim"`
+	Scopes        []string `yaml:"scopes"`
+	AdminClaim    string   `yaml:"admin_claim"`
+	AdminValue    string   `yaml:"admin_value"`
+	// RoleMappings grant roles in auth tenants by ID token claims.
+	RoleMappings []OIDCRoleMapping `yaml:"role_mappings"`
+}
+
+// OIDCRoleMapping grants Role in AuthTenantID to users whose claim contains Value.
+type OIDCRoleMapping struct {
+	Claim        string `yaml:"claim"`
+	Value        string `yaml:"value"`
+	AuthTenantID string `yaml:"auth_tenant_id"`
+	Role         string `yaml:"role"`
 }
 
 // Quota configures the quotas of auth tenants that have none of their own.
@@ -117,7 +143,7 @@ func Default() Config {
 		API:       API{ListenAddress: "127.0.0.1:5000"},
 		DataDir:   "keppel-data",
 		Storage:   Storage{Driver: "filesystem"},
-		Auth:      Auth{TokenLifetime: time.Hour},
+		Auth:      Auth{TokenLifetime: time.Hour, Driver: "builtin"},
 		LogLevel:  "info",
 		LogFormat: "text",
 		Janitor:   Janitor{AbandonedUploadAge: 24 * time.Hour},
@@ -207,6 +233,10 @@ var envBindings = []envBinding{
 	{"KEPPEL_AUTH_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.IssuerKeyFile })},
 	{"KEPPEL_AUTH_PREVIOUS_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.PreviousIssuerKeyFile })},
 	{"KEPPEL_AUTH_TOKEN_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
+	{"KEPPEL_AUTH_DRIVER", str(func(c *Config) *string { return &c.Auth.Driver })},
+	{"KEPPEL_AUTH_OIDC_ISSUER_URL", str(func(c *Config) *string { return &c.Auth.OIDC.IssuerURL })},
+	{"KEPPEL_AUTH_OIDC_CLIENT_ID", str(func(c *Config) *string { return &c.Auth.OIDC.ClientID })},
+	{"KEPPEL_AUTH_OIDC_CLIENT_SECRET", str(func(c *Config) *string { return &c.Auth.OIDC.ClientSecret })},
 	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
 	{"KEPPEL_JANITOR_EMBEDDED", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -304,6 +334,15 @@ func (c *Config) complete() error {
 	}
 	if c.Auth.TokenLifetime < time.Minute || c.Auth.TokenLifetime > 24*time.Hour {
 		return fmt.Errorf("auth.token_lifetime (KEPPEL_AUTH_TOKEN_LIFETIME) %s must be between 1m and 24h", c.Auth.TokenLifetime)
+	}
+	switch c.Auth.Driver {
+	case "builtin":
+	case "oidc":
+		if c.Auth.OIDC.IssuerURL == "" || c.Auth.OIDC.ClientID == "" {
+			return errors.New("auth.oidc.issuer_url (KEPPEL_AUTH_OIDC_ISSUER_URL) and auth.oidc.client_id (KEPPEL_AUTH_OIDC_CLIENT_ID) are required with auth.driver oidc")
+		}
+	default:
+		return fmt.Errorf("auth.driver (KEPPEL_AUTH_DRIVER) %q is not one of: builtin, oidc", c.Auth.Driver)
 	}
 	if c.Janitor.AbandonedUploadAge < time.Minute {
 		return fmt.Errorf("janitor.abandoned_upload_age (KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE) %s must be at least 1m", c.Janitor.AbandonedUploadAge)

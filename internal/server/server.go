@@ -29,6 +29,7 @@ import (
 	"keppel/internal/audit"
 	"keppel/internal/auth"
 	"keppel/internal/auth/builtin"
+	"keppel/internal/auth/oidc"
 	"keppel/internal/config"
 	"keppel/internal/db"
 	"keppel/internal/db/postgres"
@@ -126,9 +127,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
 	}))
 	v2 := ociapi.New(svc, tokens, authz, clientIPs.ClientIP, metrics, log, cfg.API.PublicURL)
+	credentials, err := credentialDriver(ctx, cfg, store)
+	if err != nil {
+		return nil, err
+	}
 	v1 := keppelv1.New(keppelv1.Deps{
 		Accounts: svc, Repos: svc, Quotas: svc, Audit: store, Recorder: recorder,
-		Tokens: tokens, Driver: builtin.New(store), DriverName: "builtin", Authz: authz,
+		Tokens: tokens, Driver: credentials, DriverName: cfg.Auth.Driver, Authz: authz,
 		ClientIP: clientIPs.ClientIP, Log: log,
 	})
 
@@ -159,6 +164,29 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	})
 	jan := janitor.New(svc, janitor.Config{AbandonedUploadAge: cfg.Janitor.AbandonedUploadAge}, log.With("component", "janitor"))
 	return &Server{cfg: cfg, log: log, store: store, handler: root, janitor: jan, recorder: recorder, AdminPasswordGenerated: generated}, nil
+}
+
+// credentialDriver builds the configured credential driver. The built-in
+// user store always comes first, so that the admin and local users (and
+// their API keys) work whatever else is configured.
+func credentialDriver(ctx context.Context, cfg config.Config, store db.Store) (auth.Driver, error) {
+	local := builtin.New(store)
+	if cfg.Auth.Driver != "oidc" {
+		return local, nil
+	}
+	oc := oidc.Config{
+		IssuerURL: cfg.Auth.OIDC.IssuerURL, ClientID: cfg.Auth.OIDC.ClientID, ClientSecret: cfg.Auth.OIDC.ClientSecret,
+		UsernameClaim: cfg.Auth.OIDC.UsernameClaim, Scopes: cfg.Auth.OIDC.Scopes,
+		AdminClaim: cfg.Auth.OIDC.AdminClaim, AdminValue: cfg.Auth.OIDC.AdminValue,
+	}
+	for _, m := range cfg.Auth.OIDC.RoleMappings {
+		oc.RoleMappings = append(oc.RoleMappings, oidc.RoleMapping{Claim: m.Claim, Value: m.Value, AuthTenantID: m.AuthTenantID, Role: models.Role(m.Role)})
+	}
+	remote, err := oidc.New(ctx, oc)
+	if err != nil {
+		return nil, fmt.Errorf("auth.oidc: %w", err)
+	}
+	return auth.Chain{local, remote}, nil
 }
 
 func openStore(ctx context.Context, cfg config.Config) (db.Store, error) {
@@ -193,6 +221,9 @@ func openStorage(cfg config.Config) (storage.Driver, error) {
 		return nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
 	}
 }
+
+// Store returns the metadata store (for tests and maintenance commands).
+func (s *Server) Store() db.Store { return s.store }
 
 // Handler returns the server's HTTP handler (for in-process tests).
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"keppel/internal/config"
+	"keppel/internal/db"
 	"keppel/internal/server"
 )
 
@@ -103,6 +104,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Store returns the server's metadata store.
+func (s *Server) Store() db.Store { return s.srv.Store() }
+
 // CreateAccount creates an account through the management API as admin.
 func (s *Server) CreateAccount(t testing.TB, name, tenant string) {
 	t.Helper()
@@ -123,9 +127,15 @@ func (s *Server) CreateAccount(t testing.TB, name, tenant string) {
 // Token fetches a token for the scopes with the admin's credentials.
 func (s *Server) Token(t testing.TB, scopes ...string) string {
 	t.Helper()
+	return s.TokenAs(t, "admin", AdminPassword, scopes...)
+}
+
+// TokenAs fetches a token for the scopes with the given credentials.
+func (s *Server) TokenAs(t testing.TB, user, password string, scopes ...string) string {
+	t.Helper()
 	q := url.Values{"service": {s.Host}, "scope": scopes}
 	req, _ := http.NewRequest(http.MethodGet, s.URL+"/keppel/v1/auth?"+q.Encode(), nil)
-	req.SetBasicAuth("admin", AdminPassword)
+	req.SetBasicAuth(user, password)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
