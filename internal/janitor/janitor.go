@@ -54,6 +54,22 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 				return n == batchSize, err
 			},
 		},
+		{
+			Name:     "account-deletion",
+			Interval: 30 * time.Second,
+			Run: func(ctx context.Context) (bool, error) {
+				accounts, err := svc.AccountsToDelete(ctx)
+				if err != nil || len(accounts) == 0 {
+					return false, err
+				}
+				a := accounts[rand.IntN(len(accounts))]
+				done, progressed, err := svc.DeleteAccountStep(ctx, a.Name)
+				if done {
+					log.Info("account deleted", "account", a.Name, "auth_tenant_id", a.AuthTenantID)
+				}
+				return progressed && err == nil, err
+			},
+		},
 	}}
 }
 

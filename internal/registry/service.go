@@ -95,10 +95,15 @@ type Repo struct {
 func (r Repo) StorageRef() models.StorageRef { return r.Account.StorageRef() }
 
 // FindRepository resolves a full repository name to an existing repository.
+// Accounts in deletion have no repositories any more as far as clients
+// are concerned.
 func (s *Service) FindRepository(ctx context.Context, fullName string) (Repo, error) {
 	account, name, err := s.findAccount(ctx, fullName)
 	if err != nil {
 		return Repo{}, err
+	}
+	if account.IsDeleting {
+		return Repo{}, fmt.Errorf("%w: repository %s is not known to the registry", ErrRepositoryUnknown, fullName)
 	}
 	repo, err := s.db.GetRepository(ctx, account.Name, name)
 	if errors.Is(err, db.ErrNotFound) {
