@@ -135,6 +135,8 @@ type Janitor struct {
 	Embedded *bool `yaml:"embedded"`
 	// AbandonedUploadAge is how long an untouched upload is kept.
 	AbandonedUploadAge time.Duration `yaml:"abandoned_upload_age"`
+	// ManagedAccountsFile declares accounts that the janitor reconciles.
+	ManagedAccountsFile string `yaml:"managed_accounts_file"`
 }
 
 // Default returns the configuration used when nothing is configured.
@@ -238,6 +240,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_AUTH_OIDC_CLIENT_ID", str(func(c *Config) *string { return &c.Auth.OIDC.ClientID })},
 	{"KEPPEL_AUTH_OIDC_CLIENT_SECRET", str(func(c *Config) *string { return &c.Auth.OIDC.ClientSecret })},
 	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
+	{"KEPPEL_MANAGED_ACCOUNTS_FILE", str(func(c *Config) *string { return &c.Janitor.ManagedAccountsFile })},
 	{"KEPPEL_JANITOR_EMBEDDED", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -35,6 +35,10 @@ type Janitor struct {
 type Config struct {
 	// AbandonedUploadAge is how long an upload may stay untouched.
 	AbandonedUploadAge time.Duration
+	// ManagedAccountsFile, if set, declares accounts that are reconciled
+	// every ManagedAccountsInterval.
+	ManagedAccountsFile     string
+	ManagedAccountsInterval time.Duration
 }
 
 // batchSize is how many items a job handles per run.
@@ -42,7 +46,7 @@ const batchSize = 100
 
 // New returns a janitor with the registry's jobs.
 func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
-	return &Janitor{log: log, jobs: []Job{
+	j := &Janitor{log: log, jobs: []Job{
 		{
 			Name:     "abandoned-upload-cleanup",
 			Interval: time.Minute,
@@ -71,6 +75,25 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 			},
 		},
 	}}
+	if cfg.ManagedAccountsFile != "" {
+		r := &Reconciler{svc: svc, path: cfg.ManagedAccountsFile}
+		interval := cfg.ManagedAccountsInterval
+		if interval <= 0 {
+			interval = time.Minute
+		}
+		j.jobs = append(j.jobs, Job{
+			Name:     "managed-accounts",
+			Interval: interval,
+			Run: func(ctx context.Context) (bool, error) {
+				n, err := r.Reconcile(ctx)
+				if n > 0 {
+					log.Info("reconciled managed accounts", "changes", n)
+				}
+				return false, err
+			},
+		})
+	}
+	return j
 }
 
 // Jobs returns the janitor's jobs (for tests and status output).

@@ -162,7 +162,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		}
 		mux.ServeHTTP(w, r)
 	})
-	jan := janitor.New(svc, janitor.Config{AbandonedUploadAge: cfg.Janitor.AbandonedUploadAge}, log.With("component", "janitor"))
+	jan := janitor.New(svc, janitor.Config{
+		AbandonedUploadAge:  cfg.Janitor.AbandonedUploadAge,
+		ManagedAccountsFile: cfg.Janitor.ManagedAccountsFile,
+	}, log.With("component", "janitor"))
 	return &Server{cfg: cfg, log: log, store: store, handler: root, janitor: jan, recorder: recorder, AdminPasswordGenerated: generated}, nil
 }
 
