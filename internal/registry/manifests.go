@@ -49,6 +49,17 @@ type PushedManifest struct {
 	Subject string
 	// Tags are the tags that now point at the manifest.
 	Tags []string
+	// New is true when the manifest was not in the repository before.
+	New bool
+	// TagChanges are the tags that were created or moved by the push.
+	TagChanges []TagChange
+}
+
+// TagChange is a tag that a push created (Previous is "") or moved away
+// from the manifest Previous.
+type TagChange struct {
+	Tag      string
+	Previous string
 }
 
 // PutManifest validates and stores a manifest under a tag or digest
@@ -117,15 +128,16 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 		children = append(children, desc.Digest.String())
 	}
 
+	isNew := false
 	if _, err := s.db.GetManifest(ctx, repo.ID, d.String()); errors.Is(err, db.ErrNotFound) {
+		isNew = true
 		if err := s.checkManifestQuota(ctx, repo); err != nil {
 			return PushedManifest{}, err
 		}
 	}
-	for _, t := range append([]string{tag}, extraTags...) {
-		if err := s.checkTagPush(ctx, repo, t, d.String()); err != nil {
-			return PushedManifest{}, err
-		}
+	tagChanges, err := s.checkTagPushes(ctx, repo, append([]string{tag}, extraTags...), d.String())
+	if err != nil {
+		return PushedManifest{}, err
 	}
 	labelsJSON, err := s.checkValidationRule(ctx, repo, parsed)
 	if err != nil {
@@ -176,7 +188,7 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 	if err != nil {
 		return PushedManifest{}, fmt.Errorf("storing manifest: %w", err)
 	}
-	pushed := PushedManifest{Digest: d, MediaType: parsed.MediaType, Subject: m.SubjectDigest}
+	pushed := PushedManifest{Digest: d, MediaType: parsed.MediaType, Subject: m.SubjectDigest, New: isNew, TagChanges: tagChanges}
 	if tag != "" {
 		pushed.Tags = append(pushed.Tags, tag)
 	}

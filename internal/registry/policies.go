@@ -16,25 +16,37 @@ import (
 // its labels for validation rules.
 const maxConfigSize = 4 << 20
 
-// checkTagPush enforces the account's tag policies for pointing tag at the
-// manifest d.
-func (s *Service) checkTagPush(ctx context.Context, repo Repo, tag, d string) error {
-	if repo.Account.TagPoliciesJSON == "" || tag == "" {
-		return nil
+// checkTagPushes enforces the account's tag policies for pointing tags at
+// the manifest d, and returns the tags that the push creates or moves.
+func (s *Service) checkTagPushes(ctx context.Context, repo Repo, tags []string, d string) ([]TagChange, error) {
+	var policies []policy.TagPolicy
+	if repo.Account.TagPoliciesJSON != "" {
+		var err error
+		policies, err = policy.ParseTagPolicies(repo.Account.TagPoliciesJSON)
+		if err != nil {
+			return nil, fmt.Errorf("tag policies of account %s: %w", repo.Account.Name, err)
+		}
 	}
-	policies, err := policy.ParseTagPolicies(repo.Account.TagPoliciesJSON)
-	if err != nil {
-		return fmt.Errorf("tag policies of account %s: %w", repo.Account.Name, err)
+	var changes []TagChange
+	seen := map[string]bool{}
+	for _, tag := range tags {
+		if tag == "" || seen[tag] {
+			continue
+		}
+		seen[tag] = true
+		current, err := s.db.GetTag(ctx, repo.ID, tag)
+		exists := err == nil
+		if err != nil && !errors.Is(err, db.ErrNotFound) {
+			return nil, fmt.Errorf("looking up tag: %w", err)
+		}
+		if v := policy.CheckTagPush(policies, repo.Name, tag, exists, current.Digest, d); v != nil {
+			return nil, fmt.Errorf("%w: %s", ErrPolicyViolation, v.Error())
+		}
+		if current.Digest != d {
+			changes = append(changes, TagChange{Tag: tag, Previous: current.Digest})
+		}
 	}
-	current, err := s.db.GetTag(ctx, repo.ID, tag)
-	exists := err == nil
-	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return fmt.Errorf("looking up tag: %w", err)
-	}
-	if v := policy.CheckTagPush(policies, repo.Name, tag, exists, current.Digest, d); v != nil {
-		return fmt.Errorf("%w: %s", ErrPolicyViolation, v.Error())
-	}
-	return nil
+	return changes, nil
 }
 
 // checkTagDelete enforces the account's tag policies for deleting tags,

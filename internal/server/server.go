@@ -126,7 +126,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithDefaultQuota(models.Quota{
 		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
 	}))
-	v2 := ociapi.New(svc, tokens, authz, clientIPs.ClientIP, metrics, log, cfg.API.PublicURL)
+	v2 := ociapi.New(ociapi.Deps{Service: svc, Tokens: tokens, Authz: authz, ClientIP: clientIPs.ClientIP,
+		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL})
 	credentials, err := credentialDriver(ctx, cfg, store)
 	if err != nil {
 		return nil, err

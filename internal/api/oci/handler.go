@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"keppel/internal/api/middleware"
+	"keppel/internal/audit"
 	"keppel/internal/auth"
 	"keppel/internal/errcode"
+	"keppel/internal/models"
 	"keppel/internal/registry"
 )
 
@@ -20,16 +22,46 @@ type Handler struct {
 	authz     *auth.Authorizer
 	clientIP  func(*http.Request) net.IP
 	metrics   *middleware.Metrics
+	recorder  *audit.Recorder
 	log       *slog.Logger
 	publicURL string
 }
 
-// New builds the /v2/ handler. publicURL is the registry's external URL
-// (used for the token realm); authz lets anonymous pulls of public
-// repositories through without a token round-trip.
-func New(svc *registry.Service, tokens *auth.TokenService, authz *auth.Authorizer, clientIP func(*http.Request) net.IP,
-	metrics *middleware.Metrics, log *slog.Logger, publicURL string) *Handler {
-	return &Handler{svc: svc, tokens: tokens, authz: authz, clientIP: clientIP, metrics: metrics, log: log, publicURL: publicURL}
+// Deps are what the /v2/ handler is built from.
+type Deps struct {
+	Service *registry.Service
+	Tokens  *auth.TokenService
+	// Authz lets anonymous pulls of public repositories through without a
+	// token round-trip.
+	Authz    *auth.Authorizer
+	ClientIP func(*http.Request) net.IP
+	Metrics  *middleware.Metrics
+	// Recorder records pushes and deletes (nil: no audit events).
+	Recorder *audit.Recorder
+	Log      *slog.Logger
+	// PublicURL is the registry's external URL (for the token realm).
+	PublicURL string
+}
+
+// New builds the /v2/ handler.
+func New(d Deps) *Handler {
+	return &Handler{svc: d.Service, tokens: d.Tokens, authz: d.Authz, clientIP: d.ClientIP, metrics: d.Metrics,
+		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL}
+}
+
+// record writes an audit event about a repository for the token's subject.
+func (h *Handler) record(r *http.Request, claims *auth.Claims, repo registry.Repo, e models.AuditEvent) {
+	if h.recorder == nil {
+		return
+	}
+	if claims != nil {
+		e.Actor = claims.Subject
+	}
+	if ip := h.clientIP(r); ip != nil {
+		e.RemoteAddr = ip.String()
+	}
+	e.AuthTenantID, e.AccountName = repo.Account.AuthTenantID, repo.Account.Name
+	h.recorder.Record(r.Context(), e)
 }
 
 // RouteName classifies a /v2/ request for metrics labels.
@@ -125,6 +157,14 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, required ...
 		return claims, true
 	}
 
+	h.challenge(w, claims != nil, required...)
+	return nil, false
+}
+
+// challenge answers 401 with a Bearer challenge naming the scopes the
+// request needs. Insufficient scope is a 401 too (as in the Docker token
+// spec), so that clients fetch a token with the scopes the challenge names.
+func (h *Handler) challenge(w http.ResponseWriter, insufficientScope bool, required ...auth.Scope) {
 	challenge := fmt.Sprintf(`Bearer realm="%s/keppel/v1/auth",service="%s"`, h.publicURL, h.tokens.Service())
 	if len(required) > 0 {
 		parts := make([]string, len(required))
@@ -133,18 +173,13 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, required ...
 		}
 		challenge += fmt.Sprintf(`,scope="%s"`, strings.Join(parts, " "))
 	}
-	if claims != nil {
-		challenge += `,error="insufficient_scope"`
-	}
 	w.Header().Set("WWW-Authenticate", challenge)
-	// Insufficient scope is a 401 too (as in the Docker token spec), so that
-	// clients fetch a token with the scopes the challenge names.
-	if claims != nil {
+	if insufficientScope {
+		w.Header().Set("WWW-Authenticate", challenge+`,error="insufficient_scope"`)
 		errcode.Write(w, errcode.New(errcode.Unauthorized, "the token does not grant the access this request needs"))
-		return nil, false
+		return
 	}
 	errcode.Write(w, errcode.New(errcode.Unauthorized, "authentication required"))
-	return nil, false
 }
 
 // anonymousAllowed reports whether the account's policies let anonymous

@@ -1,14 +1,26 @@
 package oci
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 
+	"keppel/internal/audit"
 	"keppel/internal/auth"
 	"keppel/internal/errcode"
+	"keppel/internal/models"
 	"keppel/internal/oci"
+	"keppel/internal/registry"
 )
+
+// refSeparator is "@" before a digest and ":" before a tag.
+func refSeparator(ref string) string {
+	if oci.IsDigest(ref) {
+		return "@"
+	}
+	return ":"
+}
 
 func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route) {
 	switch r.Method {
@@ -17,12 +29,12 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 			h.getManifest(w, r, rt)
 		}
 	case http.MethodPut:
-		if _, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush)); ok {
-			h.putManifest(w, r, rt)
+		if claims, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush)); ok {
+			h.putManifest(w, r, rt, claims)
 		}
 	case http.MethodDelete:
-		if _, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionDelete)); ok {
-			h.deleteManifest(w, r, rt)
+		if claims, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionDelete)); ok {
+			h.deleteManifest(w, r, rt, claims)
 		}
 	default:
 		methodNotAllowed(w, "GET, HEAD, PUT, DELETE")
@@ -56,7 +68,7 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 }
 
-func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) {
+func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route, claims *auth.Claims) {
 	if r.ContentLength > oci.MaxManifestSize {
 		errcode.Write(w, errcode.New(errcode.ManifestTooLarge, "manifests may be at most %d bytes, this one has %d", oci.MaxManifestSize, r.ContentLength))
 		return
@@ -77,8 +89,24 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	pushed, err := h.svc.PutManifest(r.Context(), repo, rt.ref, r.Header.Get("Content-Type"), content, r.URL.Query()["tag"])
 	if err != nil {
+		if errors.Is(err, registry.ErrPolicyViolation) || errors.Is(err, registry.ErrQuotaExceeded) {
+			h.record(r, claims, repo, models.AuditEvent{Action: "manifest.push", Target: rt.repo + refSeparator(rt.ref) + rt.ref,
+				Outcome: audit.Failure, Reason: err.Error()})
+		}
 		writeError(w, r, h.log, err)
 		return
+	}
+	if pushed.New {
+		h.record(r, claims, repo, models.AuditEvent{Action: "manifest.push", Target: rt.repo + "@" + pushed.Digest.String()})
+	}
+	for _, c := range pushed.TagChanges {
+		e := models.AuditEvent{Action: "tag.create", Target: rt.repo + ":" + c.Tag,
+			DetailsJSON: `{"digest":"` + pushed.Digest.String() + `"}`}
+		if c.Previous != "" {
+			e.Action = "tag.move"
+			e.DetailsJSON = `{"digest":"` + pushed.Digest.String() + `","previous":"` + c.Previous + `"}`
+		}
+		h.record(r, claims, repo, e)
 	}
 	h.metrics.Pushed.WithLabelValues("manifest").Inc()
 	hdr := w.Header()
@@ -94,15 +122,25 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	w.WriteHeader(http.StatusCreated)
 }
 
-func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt route) {
+func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt route, claims *auth.Claims) {
 	repo, err := h.svc.FindRepository(r.Context(), rt.repo)
-	if err == nil {
-		err = h.svc.DeleteManifest(r.Context(), repo, rt.ref)
-	}
 	if err != nil {
 		writeError(w, r, h.log, err)
 		return
 	}
+	event := models.AuditEvent{Action: "manifest.delete", Target: rt.repo + refSeparator(rt.ref) + rt.ref}
+	if refSeparator(rt.ref) == ":" {
+		event.Action = "tag.delete"
+	}
+	if err := h.svc.DeleteManifest(r.Context(), repo, rt.ref); err != nil {
+		if errors.Is(err, registry.ErrPolicyViolation) {
+			event.Outcome, event.Reason = audit.Failure, err.Error()
+			h.record(r, claims, repo, event)
+		}
+		writeError(w, r, h.log, err)
+		return
+	}
+	h.record(r, claims, repo, event)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 }

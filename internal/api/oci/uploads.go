@@ -21,15 +21,23 @@ func (h *Handler) serveUploadStart(w http.ResponseWriter, r *http.Request, rt ro
 		return
 	}
 	q := r.URL.Query()
-	scopes := []auth.Scope{auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush)}
-	mountDigest, from := q.Get("mount"), q.Get("from")
-	if mountDigest != "" && from != "" && from != rt.repo {
-		if _, err := h.svc.ValidateName(from); err == nil {
-			scopes = append(scopes, auth.RepositoryScope(from, auth.ActionPull))
-		}
-	}
-	if _, ok := h.authorize(w, r, scopes...); !ok {
+	claims, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush))
+	if !ok {
 		return
+	}
+	// A mount needs pull access to the source repository. Without it, the
+	// request is an ordinary upload: the answer must not tell whether the
+	// source has the blob.
+	mountDigest, from := q.Get("mount"), q.Get("from")
+	if mountDigest != "" && from != "" && from != rt.repo && !claims.Access.Allows("repository", from, auth.ActionPull) {
+		// If the caller may pull from the source, ask for a token that
+		// says so; otherwise upload as if the blob were nowhere.
+		source := auth.RepositoryScope(from, auth.ActionPull)
+		if grants, err := h.authz.Grant(r.Context(), claims.Identity(), []auth.Scope{source}, h.clientIP(r)); err == nil && len(grants) > 0 {
+			h.challenge(w, true, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush), source)
+			return
+		}
+		mountDigest = ""
 	}
 	repo, err := h.svc.FindOrCreateRepository(r.Context(), rt.repo)
 	if err != nil {

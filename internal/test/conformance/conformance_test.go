@@ -100,6 +100,11 @@ func runConformance(t *testing.T, extraEnv []string) {
 	if failures != 0 {
 		t.Fatalf("%d conformance failures", failures)
 	}
+	// A skip means the suite found a feature missing (e.g. a mount that
+	// fell back to an upload): that is a regression too.
+	if skipped != 0 {
+		t.Fatalf("%d conformance checks skipped", skipped)
+	}
 }
 
 type junitSuites struct {
