@@ -41,6 +41,25 @@ func pageParams(r *http.Request) (marker string, limit int, err error) {
 	return q.Get("marker"), limit, nil
 }
 
+// cutPage cuts items (fetched with limit+1) to the page and reports
+// whether more follow.
+func cutPage[T any](items []T, limit int) ([]T, bool) {
+	if len(items) > limit {
+		return items[:limit], true
+	}
+	return items, false
+}
+
+// writePage renders a page as {"<key>": items} with "truncated": true when
+// more follow (SAP Keppel's marker pagination).
+func writePage(w http.ResponseWriter, key string, items any, truncated bool) {
+	body := map[string]any{key: items}
+	if truncated {
+		body["truncated"] = true
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
 func unixOrNil(t *time.Time) *int64 {
 	if t == nil {
 		return nil
@@ -95,20 +114,13 @@ func (h *Handler) listRepositories(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, "cannot list repositories", err)
 		return
 	}
-	truncated := len(stats) > limit
-	if truncated {
-		stats = stats[:limit]
-	}
+	stats, truncated := cutPage(stats, limit)
 	out := make([]repositoryJSON, len(stats))
 	for i, s := range stats {
 		out[i] = repositoryJSON{Name: s.Name, ManifestCount: s.ManifestCount, TagCount: s.TagCount,
 			SizeBytes: s.SizeBytes, PushedAt: unixOrNil(s.PushedAt)}
 	}
-	body := map[string]any{"repositories": out}
-	if truncated {
-		body["truncated"] = true
-	}
-	writeJSON(w, http.StatusOK, body)
+	writePage(w, "repositories", out, truncated)
 }
 
 func (h *Handler) deleteRepository(w http.ResponseWriter, r *http.Request) {
@@ -176,10 +188,7 @@ func (h *Handler) listManifests(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, "cannot list manifests", err)
 		return
 	}
-	truncated := len(infos) > limit
-	if truncated {
-		infos = infos[:limit]
-	}
+	infos, truncated := cutPage(infos, limit)
 	out := make([]manifestJSON, len(infos))
 	for i, m := range infos {
 		mj := manifestJSON{
@@ -197,11 +206,7 @@ func (h *Handler) listManifests(w http.ResponseWriter, r *http.Request) {
 		}
 		out[i] = mj
 	}
-	body := map[string]any{"manifests": out}
-	if truncated {
-		body["truncated"] = true
-	}
-	writeJSON(w, http.StatusOK, body)
+	writePage(w, "manifests", out, truncated)
 }
 
 // deleteContent deletes a manifest (by digest) or a tag.
