@@ -3,6 +3,8 @@ package builtin_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,17 +18,22 @@ import (
 	"keppel/internal/models"
 )
 
-// fakeUsers is an in-memory db.UserStore. If err is set, every call fails with it.
+// fakeUsers is an in-memory builtin.ManagementStore. If err is set, every
+// call fails with it.
 type fakeUsers struct {
 	mu    sync.Mutex
 	users map[string]models.User
+	roles map[string]map[string]models.Role
+	keys  map[string]models.APIKey
 	puts  int
 	err   error
 }
 
-var _ db.UserStore = (*fakeUsers)(nil)
+var _ builtin.ManagementStore = (*fakeUsers)(nil)
 
-func newFakeUsers() *fakeUsers { return &fakeUsers{users: map[string]models.User{}} }
+func newFakeUsers() *fakeUsers {
+	return &fakeUsers{users: map[string]models.User{}, roles: map[string]map[string]models.Role{}, keys: map[string]models.APIKey{}}
+}
 
 func (f *fakeUsers) GetUser(_ context.Context, name string) (models.User, error) {
 	f.mu.Lock()
@@ -47,8 +54,130 @@ func (f *fakeUsers) PutUser(_ context.Context, u models.User) error {
 	if f.err != nil {
 		return f.err
 	}
+	if old, ok := f.users[u.Name]; ok {
+		u.CreatedAt = old.CreatedAt
+	}
 	f.users[u.Name] = u
 	f.puts++
+	return nil
+}
+
+func (f *fakeUsers) ListUsers(context.Context) ([]models.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []models.User{}
+	for _, u := range f.users {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b models.User) int { return strings.Compare(a.Name, b.Name) })
+	return out, f.err
+}
+
+func (f *fakeUsers) DeleteUser(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.users[name]; !ok {
+		return db.ErrNotFound
+	}
+	delete(f.users, name)
+	delete(f.roles, name)
+	for id, k := range f.keys {
+		if k.Username == name {
+			delete(f.keys, id)
+		}
+	}
+	return nil
+}
+
+func (f *fakeUsers) SetRole(_ context.Context, username, tenantID string, role models.Role) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.users[username]; !ok {
+		return db.ErrReferenceMissing
+	}
+	if f.roles[username] == nil {
+		f.roles[username] = map[string]models.Role{}
+	}
+	if role == "" {
+		delete(f.roles[username], tenantID)
+	} else {
+		f.roles[username][tenantID] = role
+	}
+	return nil
+}
+
+func (f *fakeUsers) ListRoles(_ context.Context, username string) (map[string]models.Role, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := map[string]models.Role{}
+	maps.Copy(out, f.roles[username])
+	return out, nil
+}
+
+func (f *fakeUsers) ListTenantMembers(_ context.Context, tenantID string) (map[string]models.Role, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]models.Role{}
+	for user, roles := range f.roles {
+		if r, ok := roles[tenantID]; ok {
+			out[user] = r
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeUsers) CreateAPIKey(_ context.Context, k models.APIKey) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.users[k.Username]; !ok {
+		return db.ErrReferenceMissing
+	}
+	if _, ok := f.keys[k.ID]; ok {
+		return db.ErrConflict
+	}
+	f.keys[k.ID] = k
+	return nil
+}
+
+func (f *fakeUsers) GetAPIKey(_ context.Context, id string) (models.APIKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return models.APIKey{}, f.err
+	}
+	k, ok := f.keys[id]
+	if !ok {
+		return models.APIKey{}, db.ErrNotFound
+	}
+	return k, nil
+}
+
+func (f *fakeUsers) ListAPIKeys(_ context.Context, username string) ([]models.APIKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []models.APIKey{}
+	for _, k := range f.keys {
+		if k.Username == username {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeUsers) RevokeAPIKey(_ context.Context, username, id string, at time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.keys[id]
+	if !ok || k.Username != username {
+		return db.ErrNotFound
+	}
+	if k.RevokedAt == nil {
+		k.RevokedAt = &at
+	}
+	f.keys[id] = k
 	return nil
 }
 
@@ -92,7 +221,14 @@ func TestAuthenticate(t *testing.T) {
 	if err := builtin.SetPassword(ctx, users, "empty", "", false, now); err != nil {
 		t.Fatal(err)
 	}
+	if err := users.SetRole(ctx, "alice", "tenant1", models.RolePusher); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.SetRole(ctx, "alice", "tenant2", models.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
 	d := builtin.New(users)
+	alice := auth.Identity{Username: "alice", Roles: map[string]models.Role{"tenant1": models.RolePusher, "tenant2": models.RoleAdmin}}
 
 	tests := []struct {
 		name               string
@@ -100,9 +236,9 @@ func TestAuthenticate(t *testing.T) {
 		want               auth.Identity
 		wantErr            error
 	}{
-		{"admin", "admin", "admin-secret", auth.Identity{Username: "admin", IsAdmin: true}, nil},
-		{"non-admin", "alice", "alice-secret", auth.Identity{Username: "alice"}, nil},
-		{"user with empty password", "empty", "", auth.Identity{Username: "empty"}, nil},
+		{"admin", "admin", "admin-secret", auth.Identity{Username: "admin", IsAdmin: true, Roles: map[string]models.Role{}}, nil},
+		{"non-admin with roles", "alice", "alice-secret", alice, nil},
+		{"user with empty password", "empty", "", auth.Identity{Username: "empty", Roles: map[string]models.Role{}}, nil},
 		{"wrong password", "alice", "admin-secret", auth.Identity{}, auth.ErrBadCredentials},
 		{"password of another user", "admin", "alice-secret", auth.Identity{}, auth.ErrBadCredentials},
 		{"empty password", "alice", "", auth.Identity{}, auth.ErrBadCredentials},
@@ -122,8 +258,7 @@ func TestAuthenticate(t *testing.T) {
 			} else if err != nil {
 				t.Fatalf("Authenticate: %v", err)
 			}
-			// Roles are not compared: they are not this driver's business yet.
-			if got.Username != tc.want.Username || got.IsAdmin != tc.want.IsAdmin {
+			if got.Username != tc.want.Username || got.IsAdmin != tc.want.IsAdmin || !maps.Equal(got.Roles, tc.want.Roles) {
 				t.Errorf("identity = %+v, want %+v", got, tc.want)
 			}
 		})

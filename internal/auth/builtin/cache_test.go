@@ -12,7 +12,7 @@ import (
 	"keppel/internal/models"
 )
 
-// cacheTestUsers is a minimal in-memory db.UserStore.
+// cacheTestUsers is a minimal in-memory Store without roles and API keys.
 type cacheTestUsers struct {
 	mu    sync.Mutex
 	users map[string]models.User
@@ -26,6 +26,14 @@ func (c *cacheTestUsers) GetUser(_ context.Context, name string) (models.User, e
 		return models.User{}, db.ErrNotFound
 	}
 	return u, nil
+}
+
+func (c *cacheTestUsers) ListRoles(context.Context, string) (map[string]models.Role, error) {
+	return map[string]models.Role{}, nil
+}
+
+func (c *cacheTestUsers) GetAPIKey(context.Context, string) (models.APIKey, error) {
+	return models.APIKey{}, db.ErrNotFound
 }
 
 func (c *cacheTestUsers) PutUser(_ context.Context, u models.User) error {
