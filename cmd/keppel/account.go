@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -50,58 +48,6 @@ func (f *clientFlags) password(cmd *cobra.Command) (string, error) {
 	return "", errors.New("no password: set KEPPEL_PASSWORD or use --password-stdin")
 }
 
-// do sends a management API request with basic credentials and decodes the
-// JSON answer into out (if not nil).
-func (f *clientFlags) do(cmd *cobra.Command, method, path string, body, out any) error {
-	password, err := f.password(cmd)
-	if err != nil {
-		return err
-	}
-	base, err := url.Parse(f.registry)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") {
-		return fmt.Errorf("--registry %q must be an http(s) URL", f.registry)
-	}
-	var reader io.Reader
-	if body != nil {
-		buf, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encoding request: %w", err)
-		}
-		reader = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequestWithContext(cmd.Context(), method, strings.TrimSuffix(f.registry, "/")+path, reader)
-	if err != nil {
-		return fmt.Errorf("building request: %w", err)
-	}
-	req.SetBasicAuth(f.username, password)
-	req.Header.Set("Content-Type", "application/json")
-	client := &http.Client{Timeout: time.Minute}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("reading response: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var env struct {
-			Errors []struct{ Code, Message string } `json:"errors"`
-		}
-		if json.Unmarshal(respBody, &env) == nil && len(env.Errors) > 0 {
-			return fmt.Errorf("%s %s: %s: %s", method, path, env.Errors[0].Code, env.Errors[0].Message)
-		}
-		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
-	}
-	if out != nil {
-		if err := json.Unmarshal(respBody, out); err != nil {
-			return fmt.Errorf("decoding response: %w", err)
-		}
-	}
-	return nil
-}
-
 type accountJSON struct {
 	Name         string `json:"name"`
 	AuthTenantID string `json:"auth_tenant_id"`
@@ -125,7 +71,7 @@ func newAccountCommand() *cobra.Command {
 			var out struct {
 				Account accountJSON `json:"account"`
 			}
-			if err := create.do(cmd, http.MethodPut, "/keppel/v1/accounts/"+url.PathEscape(args[0]), body, &out); err != nil {
+			if err := create.call(cmd, http.MethodPut, "/keppel/v1/accounts/"+url.PathEscape(args[0]), body, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "account %s (auth tenant %s) is ready\n", out.Account.Name, out.Account.AuthTenantID)
@@ -145,7 +91,7 @@ func newAccountCommand() *cobra.Command {
 			var out struct {
 				Accounts []accountJSON `json:"accounts"`
 			}
-			if err := list.do(cmd, http.MethodGet, "/keppel/v1/accounts", nil, &out); err != nil {
+			if err := list.call(cmd, http.MethodGet, "/keppel/v1/accounts", nil, &out); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()

@@ -161,7 +161,7 @@ func RouteName(r *http.Request) string {
 	rest := strings.TrimPrefix(r.URL.Path, "/keppel/v1/")
 	first, _, _ := strings.Cut(rest, "/")
 	switch first {
-	case "auth", "accounts":
+	case "auth", "accounts", "quotas", "audit", "users", "tenants":
 		return "keppel_v1_" + first
 	default:
 		return "keppel_v1_unknown"
