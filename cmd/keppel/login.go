@@ -245,7 +245,7 @@ func (f *clientFlags) call(cmd *cobra.Command, method, path string, body, out an
 	if err != nil {
 		return err
 	}
-	_, err = c.call(cmd, method, path, body, out)
+	_, err = c.do(cmd, method, path, body, out)
 	return err
 }
 
@@ -285,7 +285,7 @@ otherwise, and only for the registry it was stored for.`,
 					return err
 				}
 			}
-			if _, err := c.call(cmd, http.MethodGet, "/keppel/v1/auth", nil, nil); err != nil {
+			if _, err := c.do(cmd, http.MethodGet, "/keppel/v1/auth", nil, nil); err != nil {
 				return fmt.Errorf("login failed: %w", err)
 			}
 			path, err := saveLogin(storedLogin{Registry: registry, Username: c.username, Password: c.password})

@@ -127,7 +127,7 @@ or the next line of standard input (after your own password, with
 			var out struct {
 				User userJSON `json:"user"`
 			}
-			status, err := c.call(cmd, http.MethodPut, "/keppel/v1/users/"+url.PathEscape(args[0]), body, &out)
+			status, err := c.do(cmd, http.MethodPut, "/keppel/v1/users/"+url.PathEscape(args[0]), body, &out)
 			if err != nil {
 				return err
 			}
@@ -256,7 +256,7 @@ func newAPIKeyCreateCommand() *cobra.Command {
 			var out struct {
 				APIKey apiKeyJSON `json:"api_key"`
 			}
-			if _, err := c.call(cmd, http.MethodPost, keysPath(c, user), body, &out); err != nil {
+			if _, err := c.do(cmd, http.MethodPost, keysPath(c, user), body, &out); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -292,7 +292,7 @@ func newAPIKeyListCommand() *cobra.Command {
 			var out struct {
 				APIKeys []apiKeyJSON `json:"api_keys"`
 			}
-			if _, err := c.call(cmd, http.MethodGet, keysPath(c, user), nil, &out); err != nil {
+			if _, err := c.do(cmd, http.MethodGet, keysPath(c, user), nil, &out); err != nil {
 				return err
 			}
 			if asJSON {
@@ -336,7 +336,7 @@ func newAPIKeyRevokeCommand() *cobra.Command {
 			if args[0] == "" {
 				return errors.New("the key ID is empty")
 			}
-			if _, err := c.call(cmd, http.MethodDelete, keysPath(c, user)+"/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			if _, err := c.do(cmd, http.MethodDelete, keysPath(c, user)+"/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "API key %s revoked\n", args[0])
