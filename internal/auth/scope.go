@@ -93,3 +93,13 @@ func (g Grants) Allows(typ, name, action string) bool {
 	}
 	return false
 }
+
+// BearerToken returns the token of an "Authorization: Bearer …" header
+// value (the scheme is matched case-insensitively, as HTTP says), or "".
+func BearerToken(authorization string) (string, bool) {
+	scheme, token, found := strings.Cut(authorization, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}

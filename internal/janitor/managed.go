@@ -155,9 +155,11 @@ func (r *Reconciler) Reconcile(ctx context.Context) (int, error) {
 		existing, err := r.svc.GetAccount(ctx, a.Name)
 		switch {
 		case errors.Is(err, db.ErrNotFound):
-			if _, _, err := r.svc.CreateAccount(ctx, a.Name, a.AuthTenantID); err != nil {
+			if _, _, err := r.svc.CreateAccountWithSettings(ctx, a); err != nil {
 				return changes, fmt.Errorf("creating managed account %s: %w", a.Name, err)
 			}
+			changes++
+			continue
 		case err != nil:
 			return changes, fmt.Errorf("looking up account %s: %w", a.Name, err)
 		case existing.AuthTenantID != a.AuthTenantID:

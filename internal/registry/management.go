@@ -13,7 +13,7 @@ import (
 )
 
 // ErrAccountNotEmpty is returned when an account or repository still has content.
-var ErrAccountNotEmpty = errors.New("not empty")
+var ErrAccountNotEmpty = errors.New("still has content")
 
 // ErrQuotaExceeded is returned when a push would exceed the tenant's quota.
 var ErrQuotaExceeded = errors.New("quota exceeded")
@@ -85,7 +85,7 @@ func (s *Service) DeleteRepository(ctx context.Context, repo Repo) error {
 	err := s.db.DeleteRepository(ctx, repo.ID)
 	switch {
 	case errors.Is(err, db.ErrStillReferenced):
-		return fmt.Errorf("%w: repository %s still has manifests; delete them first", ErrAccountNotEmpty, repo.FullName())
+		return fmt.Errorf("repository %s %w: delete its manifests first", repo.FullName(), ErrAccountNotEmpty)
 	case errors.Is(err, db.ErrNotFound):
 		return fmt.Errorf("%w: repository %s", ErrRepositoryUnknown, repo.FullName())
 	case err != nil:

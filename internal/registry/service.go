@@ -153,14 +153,20 @@ func (s *Service) findAccount(ctx context.Context, fullName string) (models.Acco
 // an existing account, and db.ErrConflict for an existing account of another
 // tenant.
 func (s *Service) CreateAccount(ctx context.Context, name, authTenantID string) (models.Account, bool, error) {
-	a := models.Account{Name: name, AuthTenantID: authTenantID, CreatedAt: s.now()}
+	return s.CreateAccountWithSettings(ctx, models.Account{Name: name, AuthTenantID: authTenantID})
+}
+
+// CreateAccountWithSettings is CreateAccount for an account with its
+// policies, which are stored in the same statement.
+func (s *Service) CreateAccountWithSettings(ctx context.Context, a models.Account) (models.Account, bool, error) {
+	a.CreatedAt = s.now()
 	err := s.db.CreateAccount(ctx, a)
 	if errors.Is(err, db.ErrConflict) {
-		existing, getErr := s.db.GetAccount(ctx, name)
+		existing, getErr := s.db.GetAccount(ctx, a.Name)
 		if getErr != nil {
 			return models.Account{}, false, fmt.Errorf("looking up account: %w", getErr)
 		}
-		if existing.AuthTenantID != authTenantID {
+		if existing.AuthTenantID != a.AuthTenantID {
 			return models.Account{}, false, err
 		}
 		return existing, false, nil

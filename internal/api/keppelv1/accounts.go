@@ -18,7 +18,7 @@ import (
 
 // AccountService is what the account endpoints need from the registry.
 type AccountService interface {
-	CreateAccount(ctx context.Context, name, authTenantID string) (models.Account, bool, error)
+	CreateAccountWithSettings(ctx context.Context, a models.Account) (models.Account, bool, error)
 	GetAccount(ctx context.Context, name string) (models.Account, error)
 	ListAccounts(ctx context.Context) ([]models.Account, error)
 	ListAccountsOfTenants(ctx context.Context, tenants []string) ([]models.Account, error)
@@ -175,28 +175,25 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 			forbidden(w, "creating accounts in auth tenant %s requires the admin role there", tenant)
 			return
 		}
-		created, isNew, err := h.svc.CreateAccount(r.Context(), name, tenant)
+		settings.Name, settings.AuthTenantID = name, tenant
+		created, isNew, err := h.svc.CreateAccountWithSettings(r.Context(), settings)
 		if errors.Is(err, db.ErrConflict) {
 			// created concurrently by someone else, maybe of another tenant
-			errcode.Write(w, errcode.New(errcode.Conflict, "account %s exists already", name))
+			errcode.Write(w, errcode.New(errcode.Conflict, "account name %s is not available", name))
 			return
 		}
 		if err != nil {
 			h.internalError(w, "cannot create account", err)
 			return
 		}
-		settings.Name, settings.AuthTenantID, settings.CreatedAt = created.Name, created.AuthTenantID, created.CreatedAt
-		if err := h.svc.UpdateAccount(r.Context(), settings, false); err != nil {
-			h.internalError(w, "cannot store account settings", err)
+		if !isNew {
+			// created concurrently for the same tenant: this request updates it
+			h.updateAccount(w, r, id, created, settings)
 			return
 		}
 		h.record(r, id, models.AuditEvent{Action: "account.create", AuthTenantID: tenant, AccountName: name})
-		status := http.StatusOK
-		if isNew {
-			status = http.StatusCreated
-			h.log.Info("account created", "account", name, "auth_tenant_id", tenant)
-		}
-		writeJSON(w, status, map[string]any{"account": renderAccount(settings)})
+		h.log.Info("account created", "account", name, "auth_tenant_id", tenant)
+		writeJSON(w, http.StatusCreated, map[string]any{"account": renderAccount(created)})
 		return
 	case err != nil:
 		h.internalError(w, "cannot get account", err)
@@ -216,13 +213,18 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 		forbidden(w, "changing account %s requires the admin role in auth tenant %s", name, tenant)
 		return
 	}
-	settings.Name, settings.AuthTenantID = name, tenant
+	h.updateAccount(w, r, id, existing, settings)
+}
+
+// updateAccount replaces the settings of an existing account.
+func (h *Handler) updateAccount(w http.ResponseWriter, r *http.Request, id *auth.Identity, existing, settings models.Account) {
+	settings.Name, settings.AuthTenantID = existing.Name, existing.AuthTenantID
 	settings.IsDeleting, settings.IsManaged, settings.IsProtected = existing.IsDeleting, existing.IsManaged, existing.IsProtected
 	if existing.IsDeleting {
-		errcode.Write(w, errcode.New(errcode.Conflict, "account %s is being deleted", name))
+		errcode.Write(w, errcode.New(errcode.Conflict, "account %s is being deleted", existing.Name))
 		return
 	}
-	err = h.svc.UpdateAccount(r.Context(), settings, false)
+	err := h.svc.UpdateAccount(r.Context(), settings, false)
 	if errors.Is(err, registry.ErrManagedAccount) {
 		forbidden(w, "%s", err.Error())
 		return
@@ -231,7 +233,7 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, "cannot update account", err)
 		return
 	}
-	h.record(r, id, models.AuditEvent{Action: "account.update", AuthTenantID: tenant, AccountName: name})
+	h.record(r, id, models.AuditEvent{Action: "account.update", AuthTenantID: existing.AuthTenantID, AccountName: existing.Name})
 	writeJSON(w, http.StatusOK, map[string]any{"account": renderAccount(settings)})
 }
 

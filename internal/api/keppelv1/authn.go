@@ -2,7 +2,6 @@ package keppelv1
 
 import (
 	"net/http"
-	"strings"
 
 	"keppel/internal/auth"
 	"keppel/internal/errcode"
@@ -14,8 +13,8 @@ import (
 // for anonymous requests. It answers 401 itself (ok=false) for credentials
 // that do not check out.
 func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (*auth.Identity, bool) {
-	if token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
-		claims, err := h.tokens.Verify(strings.TrimSpace(token))
+	if token, found := auth.BearerToken(r.Header.Get("Authorization")); found {
+		claims, err := h.tokens.Verify(token)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keppel",error="invalid_token"`)
 			errcode.Write(w, errcode.New(errcode.Unauthorized, "invalid or expired token"))

@@ -195,8 +195,13 @@ func (h *Handler) postToken(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "malformed form body: %s", err.Error()))
 		return
 	}
-	if r.PostForm.Get("grant_type") == "password" {
+	switch grant := r.PostForm.Get("grant_type"); grant {
+	case "password":
 		r.SetBasicAuth(r.PostForm.Get("username"), r.PostForm.Get("password"))
+	case "":
+	default:
+		errcode.Write(w, errcode.New(errcode.BadRequest, "grant_type %q is not supported; use password, or GET with basic credentials", grant))
+		return
 	}
 	if service := r.Form.Get("service"); service != "" && service != h.tokens.Service() {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "this registry issues tokens for service %q, not %q", h.tokens.Service(), service))

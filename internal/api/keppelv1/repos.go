@@ -234,10 +234,12 @@ func (h *Handler) deleteContent(w http.ResponseWriter, r *http.Request, ref, act
 		notVisible(w, "manifest or tag")
 	case errors.Is(err, registry.ErrDigestInvalid), errors.Is(err, registry.ErrTagInvalid):
 		errcode.Write(w, errcode.New(errcode.BadRequest, "%s", err.Error()))
-	case errors.Is(err, registry.ErrPolicyViolation), errors.Is(err, registry.ErrManifestReferenced):
+	case errors.Is(err, registry.ErrPolicyViolation):
 		event.Outcome, event.Reason = "failure", err.Error()
 		h.record(r, id, event)
-		errcode.Write(w, errcode.New(errcode.Conflict, "%s", err.Error()))
+		errcode.Write(w, errcode.New(errcode.PolicyViolation, "%s", err.Error()))
+	case errors.Is(err, registry.ErrManifestReferenced):
+		errcode.Write(w, errcode.New(errcode.ManifestReferenced, "%s", err.Error()))
 	default:
 		h.internalError(w, "cannot delete", err)
 	}

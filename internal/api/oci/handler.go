@@ -132,8 +132,8 @@ func (h *Handler) serveBase(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, required ...auth.Scope) (*auth.Claims, bool) {
 	var claims *auth.Claims
 	authz := r.Header.Get("Authorization")
-	if token, found := strings.CutPrefix(authz, "Bearer "); found {
-		c, err := h.tokens.Verify(strings.TrimSpace(token))
+	if token, found := auth.BearerToken(authz); found {
+		c, err := h.tokens.Verify(token)
 		if err == nil {
 			claims = c
 		} else {
