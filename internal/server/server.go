@@ -139,7 +139,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/keppel/v1/", middleware.Wrap(v1, log, metrics, keppelv1.RouteName))
+	v1Wrapped := middleware.Wrap(v1, log, metrics, keppelv1.RouteName)
+	mux.Handle("/keppel/v1/", v1Wrapped)
+	// Without this, the ServeMux would redirect GET /keppel/v1 to /keppel/v1/.
+	mux.Handle("/keppel/v1", v1Wrapped)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)

@@ -33,6 +33,12 @@ type Options struct {
 	PostgresURL string
 	// Accounts are created at start, as name → auth tenant.
 	Accounts map[string]string
+	// TrustedProxies are the reverse proxies (CIDRs or addresses) whose
+	// X-Forwarded-For headers the server believes
+	// (KEPPEL_API_TRUSTED_PROXIES); none by default.
+	TrustedProxies []string
+	// AuditWebhookURL receives every audit event (KEPPEL_AUDIT_WEBHOOK_URL).
+	AuditWebhookURL string
 }
 
 // Server is a running in-process registry.
@@ -61,6 +67,12 @@ func NewServer(t testing.TB, opts Options) *Server {
 		"KEPPEL_ADMIN_PASSWORD": AdminPassword,
 		"KEPPEL_STORAGE_DRIVER": opts.StorageDriver,
 		"KEPPEL_DB_URL":         opts.PostgresURL,
+	}
+	if len(opts.TrustedProxies) > 0 {
+		env["KEPPEL_API_TRUSTED_PROXIES"] = strings.Join(opts.TrustedProxies, ",")
+	}
+	if opts.AuditWebhookURL != "" {
+		env["KEPPEL_AUDIT_WEBHOOK_URL"] = opts.AuditWebhookURL
 	}
 	if env["KEPPEL_STORAGE_DRIVER"] == "" {
 		env["KEPPEL_STORAGE_DRIVER"] = "filesystem"
