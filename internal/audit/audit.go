@@ -44,6 +44,9 @@ type Recorder struct {
 	wg         sync.WaitGroup
 	stopOnce   sync.Once
 	stop       chan struct{}
+	// ctx ends in-flight deliveries when Close is called.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Option configures a Recorder.
@@ -66,6 +69,7 @@ func WithClock(now func() time.Time) Option { return func(r *Recorder) { r.now =
 // New returns a recorder. Call Close to stop webhook delivery.
 func New(store Store, log *slog.Logger, opts ...Option) *Recorder {
 	r := &Recorder{store: store, log: log, now: time.Now, stop: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(r)
 	}
@@ -105,7 +109,10 @@ func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 
 // Close stops webhook delivery after the queued events had one attempt.
 func (r *Recorder) Close() {
-	r.stopOnce.Do(func() { close(r.stop) })
+	r.stopOnce.Do(func() {
+		close(r.stop)
+		r.cancel()
+	})
 	r.wg.Wait()
 }
 
@@ -141,15 +148,39 @@ func (r *Recorder) deliver() {
 		case e := <-r.queue:
 			r.post(e)
 		case <-r.stop:
+			// On shutdown, queued events get one attempt within a bounded
+			// time; what does not make it is dropped (it is stored).
+			deadline := time.Now().Add(shutdownGrace)
 			for {
 				select {
 				case e := <-r.queue:
-					r.post(e)
+					if time.Now().After(deadline) {
+						r.dropped.Add(1)
+						continue
+					}
+					r.postOnceBefore(e, deadline)
 				default:
 					return
 				}
 			}
 		}
+	}
+}
+
+// shutdownGrace bounds how long Close waits for queued deliveries.
+const shutdownGrace = 5 * time.Second
+
+// postOnceBefore makes one delivery attempt that ends by the deadline.
+func (r *Recorder) postOnceBefore(e models.AuditEvent, deadline time.Time) {
+	body, err := json.Marshal(Render(e))
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := r.postOnce(ctx, body); err != nil {
+		r.dropped.Add(1)
+		r.log.Warn("audit webhook delivery failed at shutdown (the event is stored)", "action", e.Action, "error", err)
 	}
 }
 
@@ -162,8 +193,12 @@ func (r *Recorder) post(e models.AuditEvent) {
 	}
 	const attempts = 3
 	for i := 0; i < attempts; i++ {
-		if err = r.postOnce(body); err == nil {
+		if err = r.postOnce(r.ctx, body); err == nil {
 			return
+		}
+		if r.ctx.Err() != nil {
+			r.dropped.Add(1)
+			return // shutting down: the event is stored, delivery is given up
 		}
 		if i == attempts-1 {
 			break
@@ -177,8 +212,8 @@ func (r *Recorder) post(e models.AuditEvent) {
 	r.log.Warn("audit webhook delivery failed (the event is stored)", "action", e.Action, "error", err)
 }
 
-func (r *Recorder) postOnce(body []byte) error {
-	req, err := http.NewRequest(http.MethodPost, r.webhookURL, bytes.NewReader(body))
+func (r *Recorder) postOnce(ctx context.Context, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.webhookURL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("building webhook request: %w", err)
 	}

@@ -110,3 +110,30 @@ func TestUnreachableWebhook(t *testing.T) {
 		t.Fatal("event lost")
 	}
 }
+
+// TestCloseIsBounded: shutting down with many events queued for a hanging
+// webhook takes a bounded time.
+func TestCloseIsBounded(t *testing.T) {
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hook.Close()
+	defer close(release)
+	store := &memStore{}
+	r := New(store, quiet, WithWebhook(hook.URL, 100, 30*time.Second))
+	for range 100 {
+		r.Record(context.Background(), models.AuditEvent{Action: "tag.create"})
+	}
+	start := time.Now()
+	r.Close()
+	if elapsed := time.Since(start); elapsed > shutdownGrace+3*time.Second {
+		t.Fatalf("Close took %s", elapsed)
+	}
+	if store.count() != 100 {
+		t.Fatalf("stored %d of 100", store.count())
+	}
+}
