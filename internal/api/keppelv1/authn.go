@@ -20,9 +20,66 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (*auth.Identi
 			errcode.Write(w, errcode.New(errcode.Unauthorized, "invalid or expired token"))
 			return nil, false
 		}
-		return claims.Identity(), true
+		return h.tokenIdentity(r, claims), true
 	}
 	return h.authenticate(w, r)
+}
+
+// tokenIdentity returns what a bearer token may do on the management API.
+//
+//   - A token issued without scopes (or only keppel_api:info:access) is a
+//     login session: it carries the user's full rights.
+//   - A token with keppel_account or keppel_auth_tenant scopes has exactly
+//     those rights, as far as the user has them: view/change of an account
+//     become the viewer/admin role in the account's tenant, viewquota the
+//     viewer role in the tenant.
+//   - A token with only repository or catalog scopes (what docker and other
+//     registry clients hold) has no management rights at all.
+//
+// Tokens of server administrators always carry their full rights.
+func (h *Handler) tokenIdentity(r *http.Request, claims *auth.Claims) *auth.Identity {
+	id := claims.Identity()
+	if id == nil || id.IsAdmin {
+		return id
+	}
+	session := true
+	restricted := &auth.Identity{Username: id.Username, Roles: map[string]models.Role{}}
+	grant := func(tenant string, role models.Role) {
+		if !id.IsAdmin && !id.Roles[tenant].Includes(role) {
+			return // the token cannot give more than the user has
+		}
+		if !restricted.Roles[tenant].Includes(role) {
+			restricted.Roles[tenant] = role
+		}
+	}
+	for _, sc := range claims.Access {
+		switch sc.Type {
+		case "keppel_api":
+			continue
+		case "keppel_account":
+			session = false
+			a, err := h.svc.GetAccount(r.Context(), sc.Name)
+			if err != nil {
+				continue
+			}
+			if sc.Allows(sc.Type, sc.Name, "change") {
+				grant(a.AuthTenantID, models.RoleAdmin)
+			} else if sc.Allows(sc.Type, sc.Name, "view") {
+				grant(a.AuthTenantID, models.RoleViewer)
+			}
+		case "keppel_auth_tenant":
+			session = false
+			if sc.Allows(sc.Type, sc.Name, "viewquota") {
+				grant(sc.Name, models.RoleViewer)
+			}
+		default:
+			session = false
+		}
+	}
+	if session {
+		return id
+	}
+	return restricted
 }
 
 // requireIdentity is identify for endpoints that anonymous callers cannot use.

@@ -135,7 +135,10 @@ func TestAuditEvents(t *testing.T) {
 	polAddUser(t, s, "aud-admin", "atenant", models.RoleAdmin)
 	admin := s.Token(t)
 	user := polToken(t, s, "aud-admin", "", "repository:aud/app:pull,push,delete", "repository:aud/empty:pull,push")
-	tokens := []string{admin, user}
+	// Registry tokens carry no management rights: the management API gets a
+	// session token (one issued without scopes).
+	userMgmt := polToken(t, s, "aud-admin", "")
+	tokens := []string{admin, user, userMgmt}
 	const app = "aud/app"
 	a := polNewImage("aud-a", nil, 1)
 	b := polNewImage("aud-b", nil, 1)
@@ -149,20 +152,20 @@ func TestAuditEvents(t *testing.T) {
 		want   audWant
 	}{
 		{"account.create", func(t *testing.T) {
-			if r := polPutJSON(t, s, "/keppel/v1/accounts/aud-new", user, `{"account":{"auth_tenant_id":"atenant"}}`); r.Status != http.StatusCreated {
+			if r := polPutJSON(t, s, "/keppel/v1/accounts/aud-new", userMgmt, `{"account":{"auth_tenant_id":"atenant"}}`); r.Status != http.StatusCreated {
 				t.Fatalf("PUT: %d %s", r.Status, r.Body)
 			}
 		}, audWant{Actor: "aud-admin", Action: "account.create", AuthTenantID: "atenant", Account: "aud-new"}},
 
 		{"account.update", func(t *testing.T) {
 			body := `{"account":{"auth_tenant_id":"atenant","tag_policies":[{"match_repository":".*","match_tag":"locked","block_delete":true,"block_overwrite":true}]}}`
-			if r := polPutJSON(t, s, "/keppel/v1/accounts/aud", user, body); r.Status != http.StatusOK {
+			if r := polPutJSON(t, s, "/keppel/v1/accounts/aud", userMgmt, body); r.Status != http.StatusOK {
 				t.Fatalf("PUT: %d %s", r.Status, r.Body)
 			}
 		}, audWant{Actor: "aud-admin", Action: "account.update", AuthTenantID: "atenant", Account: "aud"}},
 
 		{"account.delete", func(t *testing.T) {
-			if r := s.Do(t, http.MethodDelete, "/keppel/v1/accounts/gone", user, nil, nil); r.Status != http.StatusAccepted {
+			if r := s.Do(t, http.MethodDelete, "/keppel/v1/accounts/gone", userMgmt, nil, nil); r.Status != http.StatusAccepted {
 				t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 			}
 		}, audWant{Actor: "aud-admin", Action: "account.delete", AuthTenantID: "atenant", Account: "gone"}},
@@ -204,7 +207,7 @@ func TestAuditEvents(t *testing.T) {
 		}, audWant{Actor: "aud-admin", Action: "tag.delete", AuthTenantID: "atenant", Account: "aud", Target: app + ":v1"}},
 
 		{"refused tag.delete via /keppel/v1", func(t *testing.T) {
-			if r := s.Do(t, http.MethodDelete, v1+"/_tags/locked", user, nil, nil); r.Status != http.StatusConflict {
+			if r := s.Do(t, http.MethodDelete, v1+"/_tags/locked", userMgmt, nil, nil); r.Status != http.StatusConflict {
 				t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 			}
 		}, audWant{Actor: "aud-admin", Action: "tag.delete", Account: "aud", Target: app + ":locked", Outcome: "failure", ReasonHas: "tag_policies[0]"}},
@@ -217,7 +220,7 @@ func TestAuditEvents(t *testing.T) {
 
 		{"tag.delete via /keppel/v1", func(t *testing.T) {
 			polPutJSON(t, s, "/keppel/v1/accounts/aud", admin, `{"account":{"auth_tenant_id":"atenant"}}`)
-			if r := s.Do(t, http.MethodDelete, v1+"/_tags/locked", user, nil, nil); r.Status != http.StatusNoContent {
+			if r := s.Do(t, http.MethodDelete, v1+"/_tags/locked", userMgmt, nil, nil); r.Status != http.StatusNoContent {
 				t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 			}
 		}, audWant{Actor: "aud-admin", Action: "tag.delete", Account: "aud", Target: app + ":locked"}},
@@ -229,7 +232,7 @@ func TestAuditEvents(t *testing.T) {
 		}, audWant{Actor: "admin", Action: "manifest.delete", AuthTenantID: "atenant", Account: "aud", Target: app + "@" + a.digest}},
 
 		{"repository.delete", func(t *testing.T) {
-			if r := s.Do(t, http.MethodDelete, v1, user, nil, nil); r.Status != http.StatusNoContent {
+			if r := s.Do(t, http.MethodDelete, v1, userMgmt, nil, nil); r.Status != http.StatusNoContent {
 				t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 			}
 		}, audWant{Actor: "aud-admin", Action: "repository.delete", AuthTenantID: "atenant", Account: "aud", Target: app}},
@@ -283,7 +286,7 @@ func TestAuditEvents(t *testing.T) {
 			t.Errorf("no events by admin in aud")
 		}
 		// Tenant admins read their tenant's events.
-		events, _ = audEvents(t, s, user, url.Values{"auth_tenant_id": {"atenant"}, "action": {"tag.move"}})
+		events, _ = audEvents(t, s, userMgmt, url.Values{"auth_tenant_id": {"atenant"}, "action": {"tag.move"}})
 		if len(events) != 1 {
 			t.Errorf("tenant admin reads %d tag.move events", len(events))
 		}
