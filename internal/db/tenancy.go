@@ -88,12 +88,26 @@ type TenancyStore interface {
 	// scanning; a tenant without content has zero usage.
 	GetUsage(ctx context.Context, tenantID string) (models.Usage, error)
 
+	// RecordPulls moves the last_pulled_at of manifests (and of the tags
+	// they were pulled by) forward; pulls of content that is gone are
+	// ignored. The registry batches pulls in memory and calls this
+	// periodically, so that the pull path itself never writes.
+	RecordPulls(ctx context.Context, pulls []Pull) error
+
 	// RecordAuditEvent appends an event; the store assigns its ID, and a
 	// zero Time means now.
 	RecordAuditEvent(ctx context.Context, e models.AuditEvent) error
 	// ListAuditEvents returns events matching the filter, newest (highest
 	// ID) first.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]models.AuditEvent, error)
+}
+
+// Pull is a manifest pull: by digest, or by the tag Tag.
+type Pull struct {
+	RepositoryID int64
+	Digest       string
+	Tag          string
+	At           time.Time
 }
 
 // AuditFilter selects audit events. Empty fields match everything; the

@@ -51,6 +51,8 @@ type Service struct {
 	defaultQuota models.Quota
 	// uploadLocks serializes requests on the same upload.
 	uploadLocks keyedMutex
+	// pulls collects manifest pulls until FlushPulls.
+	pulls pullBatch
 }
 
 // Option configures a Service.

@@ -51,6 +51,7 @@ type Server struct {
 	handler  http.Handler
 	janitor  *janitor.Janitor
 	recorder *audit.Recorder
+	svc      *registry.Service
 	// AdminPasswordGenerated is the admin password created on this start
 	// ("" if the admin existed or the password was configured).
 	AdminPasswordGenerated string
@@ -166,11 +167,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		}
 		mux.ServeHTTP(w, r)
 	})
+	s := &Server{cfg: cfg, log: log, store: store, svc: svc}
 	jan := janitor.New(svc, janitor.Config{
 		AbandonedUploadAge:  cfg.Janitor.AbandonedUploadAge,
 		ManagedAccountsFile: cfg.Janitor.ManagedAccountsFile,
 	}, log.With("component", "janitor"))
-	return &Server{cfg: cfg, log: log, store: store, handler: root, janitor: jan, recorder: recorder, AdminPasswordGenerated: generated}, nil
+	s.handler, s.janitor, s.recorder, s.AdminPasswordGenerated = root, jan, recorder, generated
+	return s, nil
 }
 
 // credentialDriver builds the configured credential driver. The built-in
@@ -266,10 +269,47 @@ func (s *Server) RunJanitor(ctx context.Context) {
 	s.janitor.Run(ctx)
 }
 
+// pullFlushInterval is how often pulls are written to the metadata store.
+const pullFlushInterval = 10 * time.Second
+
+// FlushPulls writes the pulls remembered in memory to the metadata store.
+func (s *Server) FlushPulls(ctx context.Context) error { return s.svc.FlushPulls(ctx) }
+
+func (s *Server) flushPullsPeriodically(ctx context.Context) {
+	t := time.NewTicker(pullFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// one last flush, so that a clean shutdown loses nothing
+			flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.svc.FlushPulls(flushCtx); err != nil {
+				s.log.Warn("cannot record pulls at shutdown", "error", err)
+			}
+			return
+		case <-t.C:
+			if err := s.svc.FlushPulls(ctx); err != nil {
+				s.log.Warn("cannot record pulls", "error", err)
+			}
+		}
+	}
+}
+
 // Run serves HTTP until ctx is cancelled, then shuts down gracefully. In
 // embedded mode (janitor.embedded, the default) it runs the background jobs
 // too. ready, if not nil, is called with the bound address once listening.
 func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	flushDone := make(chan struct{})
+	go func() {
+		s.flushPullsPeriodically(flushCtx)
+		close(flushDone)
+	}()
+	defer func() {
+		stopFlush()
+		<-flushDone
+	}()
 	if *s.cfg.Janitor.Embedded {
 		janitorCtx, stopJanitor := context.WithCancel(ctx)
 		janitorDone := make(chan struct{})

@@ -39,6 +39,13 @@ type Options struct {
 	TrustedProxies []string
 	// AuditWebhookURL receives every audit event (KEPPEL_AUDIT_WEBHOOK_URL).
 	AuditWebhookURL string
+	// ConfigFile is a YAML configuration file for config.Load, for settings
+	// that have no environment variable (e.g. auth.oidc.role_mappings). The
+	// environment that NewServer builds wins over it.
+	ConfigFile string
+	// Env sets further KEPPEL_* variables (e.g. KEPPEL_AUTH_DRIVER); they
+	// win over NewServer's own.
+	Env map[string]string
 }
 
 // Server is a running in-process registry.
@@ -77,7 +84,10 @@ func NewServer(t testing.TB, opts Options) *Server {
 	if env["KEPPEL_STORAGE_DRIVER"] == "" {
 		env["KEPPEL_STORAGE_DRIVER"] = "filesystem"
 	}
-	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	cfg, err := config.Load(opts.ConfigFile, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +124,15 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// FlushPulls writes the pulls the server remembers in memory to its
+// metadata store (the server does so every few seconds by itself).
+func (s *Server) FlushPulls(t testing.TB) {
+	t.Helper()
+	if err := s.srv.FlushPulls(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Store returns the server's metadata store.

@@ -65,6 +65,11 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(m.Content)
 		h.metrics.Pulled.WithLabelValues("manifest").Inc()
+		tag := ""
+		if !oci.IsDigest(rt.ref) {
+			tag = rt.ref
+		}
+		h.svc.NotePull(repo, m.Manifest, tag)
 	}
 }
 

@@ -53,6 +53,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"ConcurrentUpdateUpload", testConcurrentUpdateUpload},
 		{"StaleUploads", testStaleUploads},
 		{"RepositoriesOfTenants", testRepositoriesOfTenants},
+		{"RecordPulls", testRecordPulls},
 		{"UpdateAccount", testUpdateAccount},
 		{"DeleteAccount", testDeleteAccount},
 		{"AccountsOfTenants", testAccountsOfTenants},
