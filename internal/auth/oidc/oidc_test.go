@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"keppel/internal/auth"
+	"keppel/internal/auth/oidc/oidctest"
 	"keppel/internal/models"
 )
 
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 // testConfig maps the test provider's groups to roles: team-a views and
 // team-a-push pushes in tenant1, team-b administers tenant2, keppel-admins
 // are server administrators.
-func testConfig(p *testProvider) Config {
+func testConfig(p *oidctest.Provider) Config {
 	return Config{
 		IssuerURL:    p.Issuer,
 		ClientID:     "keppel",
@@ -75,7 +76,7 @@ func mustNotQuote(t *testing.T, err error, secrets ...string) {
 }
 
 func TestPasswordGrantLogin(t *testing.T) {
-	p := newTestProvider(t, providerOptions{})
+	p := oidctest.New(t, oidctest.Options{})
 	d := newDriver(t, testConfig(p))
 	ctx := t.Context()
 
@@ -114,10 +115,10 @@ func TestPasswordGrantLogin(t *testing.T) {
 }
 
 func TestIDTokenLogin(t *testing.T) {
-	p := newTestProvider(t, providerOptions{})
+	p := oidctest.New(t, oidctest.Options{})
 	d := newDriver(t, testConfig(p))
 	ctx := t.Context()
-	token := p.idToken("keppel", "alice", "alice-secret")
+	token := p.IDToken(t, "keppel", "alice", "alice-secret")
 	want := auth.Identity{Username: "alice", IsAdmin: true, Roles: map[string]models.Role{"tenant1": models.RoleViewer}}
 
 	for _, username := range []string{"", ImplicitUsername, "alice"} {
@@ -150,9 +151,9 @@ func TestIDTokenLogin(t *testing.T) {
 }
 
 func TestExpiredIDToken(t *testing.T) {
-	p := newTestProvider(t, providerOptions{})
+	p := oidctest.New(t, oidctest.Options{})
 	d := newDriver(t, testConfig(p))
-	token := p.idToken("keppel", "bob", "bob-secret")
+	token := p.IDToken(t, "keppel", "bob", "bob-secret")
 	if _, err := d.Authenticate(t.Context(), "", token); err != nil {
 		t.Fatalf("fresh token: %v", err)
 	}
@@ -169,20 +170,20 @@ func TestExpiredIDToken(t *testing.T) {
 }
 
 func TestForeignIssuer(t *testing.T) {
-	trusted := newTestProvider(t, providerOptions{})
+	trusted := oidctest.New(t, oidctest.Options{})
 	d := newDriver(t, testConfig(trusted))
 
 	// Another provider (other keys, other issuer) with the same users and
 	// client IDs.
-	other := newTestProvider(t, providerOptions{})
-	token := other.idToken("keppel", "alice", "alice-secret")
+	other := oidctest.New(t, oidctest.Options{})
+	token := other.IDToken(t, "keppel", "alice", "alice-secret")
 	_, err := d.Authenticate(t.Context(), "alice", token)
 	mustRefuse(t, err, token)
 
 	// A provider with the trusted provider's key but another issuer name:
 	// the signature verifies, the issuer does not match.
-	sibling := newTestProvider(t, providerOptions{keysOf: trusted})
-	token = sibling.idToken("keppel", "alice", "alice-secret")
+	sibling := oidctest.New(t, oidctest.Options{KeysOf: trusted})
+	token = sibling.IDToken(t, "keppel", "alice", "alice-secret")
 	_, err = d.Authenticate(t.Context(), "alice", token)
 	mustRefuse(t, err, token)
 	if !strings.Contains(err.Error(), "different provider") {
@@ -190,8 +191,8 @@ func TestForeignIssuer(t *testing.T) {
 	}
 
 	// A provider with its own keys that claims to be the trusted issuer.
-	impostor := newTestProvider(t, providerOptions{issuer: trusted.Issuer})
-	token = impostor.idToken("keppel", "alice", "alice-secret")
+	impostor := oidctest.New(t, oidctest.Options{Issuer: trusted.Issuer})
+	token = impostor.IDToken(t, "keppel", "alice", "alice-secret")
 	_, err = d.Authenticate(t.Context(), "alice", token)
 	mustRefuse(t, err, token)
 	if !strings.Contains(err.Error(), "signature") {
@@ -200,9 +201,9 @@ func TestForeignIssuer(t *testing.T) {
 }
 
 func TestForeignAudience(t *testing.T) {
-	p := newTestProvider(t, providerOptions{})
+	p := oidctest.New(t, oidctest.Options{})
 	d := newDriver(t, testConfig(p))
-	token := p.idToken("other-app", "alice", "alice-secret")
+	token := p.IDToken(t, "other-app", "alice", "alice-secret")
 	_, err := d.Authenticate(t.Context(), "alice", token)
 	mustRefuse(t, err, token)
 	if !strings.Contains(err.Error(), "audience") {
@@ -213,7 +214,7 @@ func TestForeignAudience(t *testing.T) {
 // TestProviderWithoutPasswordGrant uses zitadel's provider as it is, with no
 // password grant: passwords are refused, ID tokens work.
 func TestProviderWithoutPasswordGrant(t *testing.T) {
-	p := newTestProvider(t, providerOptions{noPasswordGrant: true})
+	p := oidctest.New(t, oidctest.Options{NoPasswordGrant: true})
 	d := newDriver(t, testConfig(p))
 
 	_, err := d.Authenticate(t.Context(), "alice", "alice-secret")
@@ -222,22 +223,45 @@ func TestProviderWithoutPasswordGrant(t *testing.T) {
 		t.Errorf("got %v, want it to name unsupported_grant_type", err)
 	}
 
-	id, err := d.Authenticate(t.Context(), "", p.idToken("keppel", "bob", "bob-secret"))
+	id, err := d.Authenticate(t.Context(), "", p.IDToken(t, "keppel", "bob", "bob-secret"))
+	if err != nil || id.Username != "bob" {
+		t.Fatalf("ID token login: %+v, %v", id, err)
+	}
+}
+
+// TestClientWithoutPasswordGrant uses a provider that supports the password
+// grant but not for the registry's client: passwords are refused
+// (unauthorized_client), ID tokens work.
+func TestClientWithoutPasswordGrant(t *testing.T) {
+	clients := oidctest.DefaultClients()
+	for i := range clients {
+		clients[i].NoPasswordGrant = true
+	}
+	p := oidctest.New(t, oidctest.Options{Clients: clients})
+	d := newDriver(t, testConfig(p))
+
+	_, err := d.Authenticate(t.Context(), "bob", "bob-secret")
+	mustRefuse(t, err, "bob-secret")
+	if !strings.Contains(err.Error(), "unauthorized_client") {
+		t.Errorf("got %v, want it to name unauthorized_client", err)
+	}
+
+	id, err := d.Authenticate(t.Context(), "", p.IDToken(t, "keppel", "bob", "bob-secret"))
 	if err != nil || id.Username != "bob" {
 		t.Fatalf("ID token login: %+v, %v", id, err)
 	}
 }
 
 func TestProviderDown(t *testing.T) {
-	p := newTestProvider(t, providerOptions{})
+	p := oidctest.New(t, oidctest.Options{})
 	d := newDriver(t, testConfig(p))
 	// A driver that has not fetched the provider's keys yet.
 	fresh := newDriver(t, testConfig(p))
-	token := p.idToken("keppel", "alice", "alice-secret")
+	token := p.IDToken(t, "keppel", "alice", "alice-secret")
 	if _, err := d.Authenticate(t.Context(), "", token); err != nil {
 		t.Fatal(err)
 	}
-	p.server.Close()
+	p.Close()
 
 	mustBeUnavailable := func(what string, err error) {
 		t.Helper()
@@ -263,9 +287,9 @@ func TestProviderDown(t *testing.T) {
 }
 
 func TestConcurrentLogins(t *testing.T) {
-	p := newTestProvider(t, providerOptions{})
+	p := oidctest.New(t, oidctest.Options{})
 	d := newDriver(t, testConfig(p))
-	token := p.idToken("keppel", "bob", "bob-secret")
+	token := p.IDToken(t, "keppel", "bob", "bob-secret")
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for i := range 16 {
