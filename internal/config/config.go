@@ -87,6 +87,10 @@ type Auth struct {
 	// tokens signed with it are still accepted.
 	PreviousIssuerKeyFile string        `yaml:"previous_issuer_key_file"`
 	TokenLifetime         time.Duration `yaml:"token_lifetime"`
+	// SecretsKeyFile holds the key (32 bytes, base64) that encrypts stored
+	// secrets such as upstream registry passwords. Default:
+	// <data_dir>/secrets-key, generated on first start.
+	SecretsKeyFile string `yaml:"secrets_key_file"`
 	// Driver checks credentials: "builtin" (users in the metadata store,
 	// the default) or "oidc" (an OpenID Connect provider; the built-in
 	// admin keeps working).
@@ -236,6 +240,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_AUTH_PREVIOUS_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.PreviousIssuerKeyFile })},
 	{"KEPPEL_AUTH_TOKEN_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
 	{"KEPPEL_AUTH_DRIVER", str(func(c *Config) *string { return &c.Auth.Driver })},
+	{"KEPPEL_SECRETS_KEY_FILE", str(func(c *Config) *string { return &c.Auth.SecretsKeyFile })},
 	{"KEPPEL_AUTH_OIDC_ISSUER_URL", str(func(c *Config) *string { return &c.Auth.OIDC.IssuerURL })},
 	{"KEPPEL_AUTH_OIDC_CLIENT_ID", str(func(c *Config) *string { return &c.Auth.OIDC.ClientID })},
 	{"KEPPEL_AUTH_OIDC_CLIENT_SECRET", str(func(c *Config) *string { return &c.Auth.OIDC.ClientSecret })},
@@ -331,6 +336,9 @@ func (c *Config) complete() error {
 	case "memory":
 	default:
 		return fmt.Errorf("storage.driver (KEPPEL_STORAGE_DRIVER) %q is not one of: filesystem, memory", c.Storage.Driver)
+	}
+	if c.Auth.SecretsKeyFile == "" {
+		c.Auth.SecretsKeyFile = filepath.Join(c.DataDir, "secrets-key")
 	}
 	if c.Auth.IssuerKeyFile == "" {
 		c.Auth.IssuerKeyFile = filepath.Join(c.DataDir, "token-key.pem")

@@ -19,6 +19,9 @@ type Account struct {
 	TagPoliciesJSON    string
 	ValidationRule     string
 	PlatformFilterJSON string
+	// ReplicationJSON holds the replication settings (strategy and
+	// upstream); passwords in it are encrypted with the server's secrets key.
+	ReplicationJSON string
 	// IsManaged marks accounts declared in the managed-accounts file: users
 	// cannot change them through the API.
 	IsManaged bool

@@ -16,6 +16,7 @@ import (
 	"keppel/internal/db"
 	"keppel/internal/models"
 	"keppel/internal/oci"
+	"keppel/internal/secretbox"
 	"keppel/internal/storage"
 )
 
@@ -53,6 +54,8 @@ type Service struct {
 	uploadLocks keyedMutex
 	// pulls collects manifest pulls until FlushPulls.
 	pulls pullBatch
+	// secrets seals stored secrets (nil: none can be stored).
+	secrets *secretbox.Box
 }
 
 // Option configures a Service.

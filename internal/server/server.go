@@ -38,6 +38,7 @@ import (
 	"keppel/internal/models"
 	"keppel/internal/policy"
 	"keppel/internal/registry"
+	"keppel/internal/secretbox"
 	"keppel/internal/storage"
 	"keppel/internal/storage/fs"
 	"keppel/internal/storage/memory"
@@ -124,7 +125,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	}
 	recorder := audit.New(store, log.With("component", "audit"), auditOpts...)
 
-	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithDefaultQuota(models.Quota{
+	secretsKey, err := secretbox.LoadOrCreateKey(cfg.Auth.SecretsKeyFile, true)
+	if err != nil {
+		return nil, fmt.Errorf("auth.secrets_key_file (KEPPEL_SECRETS_KEY_FILE): %w", err)
+	}
+	secrets, err := secretbox.New(secretsKey)
+	if err != nil {
+		return nil, fmt.Errorf("auth.secrets_key_file (KEPPEL_SECRETS_KEY_FILE): %w", err)
+	}
+	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithSecrets(secrets), registry.WithDefaultQuota(models.Quota{
 		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
 	}))
 	v2 := ociapi.New(ociapi.Deps{Service: svc, Tokens: tokens, Authz: authz, ClientIP: clientIPs.ClientIP,

@@ -24,6 +24,7 @@ type AccountService interface {
 	ListAccountsOfTenants(ctx context.Context, tenants []string) ([]models.Account, error)
 	UpdateAccount(ctx context.Context, a models.Account, managed bool) error
 	MarkAccountForDeletion(ctx context.Context, name string, managed bool) (models.Account, error)
+	NormalizeReplication(raw json.RawMessage) (string, error)
 }
 
 // accountJSON is the wire form of an account, as in SAP Keppel's API.
@@ -35,6 +36,7 @@ type accountJSON struct {
 	TagPolicies    json.RawMessage `json:"tag_policies,omitempty"`
 	Validation     *validationJSON `json:"validation,omitempty"`
 	PlatformFilter json.RawMessage `json:"platform_filter,omitempty"`
+	Replication    json.RawMessage `json:"replication,omitempty"`
 	State          string          `json:"state,omitempty"`
 	Managed        bool            `json:"managed,omitempty"`
 }
@@ -58,6 +60,7 @@ func renderAccount(a models.Account) accountJSON {
 		GCPolicies:     rawOrNil(a.GCPoliciesJSON),
 		TagPolicies:    rawOrNil(a.TagPoliciesJSON),
 		PlatformFilter: rawOrNil(a.PlatformFilterJSON),
+		Replication:    registry.RenderReplication(a.ReplicationJSON),
 		Managed:        a.IsManaged,
 	}
 	if out.RBACPolicies == nil {
@@ -162,7 +165,7 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "account.auth_tenant_id is missing or invalid"))
 		return
 	}
-	settings, err := parseAccountSettings(req)
+	settings, err := h.parseAccountSettings(req)
 	if err != nil {
 		errcode.Write(w, err)
 		return
@@ -216,8 +219,21 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 	h.updateAccount(w, r, id, existing, settings)
 }
 
-// updateAccount replaces the settings of an existing account.
+// updateAccount replaces the settings of an existing account. Replication
+// cannot change once an account has content of its own or of an upstream:
+// a request without it keeps it, one with other settings is refused.
 func (h *Handler) updateAccount(w http.ResponseWriter, r *http.Request, id *auth.Identity, existing, settings models.Account) {
+	switch {
+	case settings.ReplicationJSON == "":
+		settings.ReplicationJSON = existing.ReplicationJSON
+		if settings.PlatformFilterJSON != "" && settings.ReplicationJSON == "" {
+			errcode.Write(w, errcode.New(errcode.BadRequest, "account.platform_filter is only allowed for replica accounts"))
+			return
+		}
+	case !registry.SameReplication(existing.ReplicationJSON, settings.ReplicationJSON):
+		errcode.Write(w, errcode.New(errcode.Conflict, "account.replication cannot be changed"))
+		return
+	}
 	settings.Name, settings.AuthTenantID = existing.Name, existing.AuthTenantID
 	settings.IsDeleting, settings.IsManaged, settings.IsProtected = existing.IsDeleting, existing.IsManaged, existing.IsProtected
 	if existing.IsDeleting {
@@ -239,7 +255,7 @@ func (h *Handler) updateAccount(w http.ResponseWriter, r *http.Request, id *auth
 
 // parseAccountSettings validates the policies of a PUT request and returns
 // them in an Account (name and tenant are filled in by the caller).
-func parseAccountSettings(req putAccountRequest) (models.Account, error) {
+func (h *Handler) parseAccountSettings(req putAccountRequest) (models.Account, error) {
 	var a models.Account
 	var err error
 	if a.RBACPoliciesJSON, err = validateRBAC(req.Account.RBACPolicies); err != nil {
@@ -260,8 +276,15 @@ func parseAccountSettings(req putAccountRequest) (models.Account, error) {
 		}
 		a.ValidationRule = req.Account.Validation.RuleForManifest
 	}
-	if len(req.Account.Replication) > 0 && !bytes.Equal(bytes.TrimSpace(req.Account.Replication), []byte("null")) {
-		return a, errcode.New(errcode.BadRequest, "account.replication is not supported yet")
+	a.ReplicationJSON, err = h.svc.NormalizeReplication(req.Account.Replication)
+	if errors.Is(err, registry.ErrReplicationInvalid) {
+		return a, errcode.New(errcode.BadRequest, "account.replication: %s", err.Error())
+	}
+	if err != nil {
+		return a, err
+	}
+	if a.PlatformFilterJSON != "" && a.ReplicationJSON == "" {
+		return a, errcode.New(errcode.BadRequest, "account.platform_filter is only allowed for replica accounts")
 	}
 	return a, nil
 }

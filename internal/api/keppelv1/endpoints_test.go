@@ -480,7 +480,7 @@ func TestEndpointPutAccount(t *testing.T) {
 			{"validation: unknown field", account(`"validation":{"rule":"true"}`), "rule"},
 			{"gc_policies: not a list", account(`"gc_policies":{"x":1}`), "gc_policies"},
 			{"platform_filter: not a list", account(`"platform_filter":"linux"`), "platform_filter"},
-			{"replication", account(`"replication":{"strategy":"on_first_use","upstream":"x"}`), "replication"},
+			{"replication", account(`"replication":{"strategy":"sometimes","upstream":"x"}`), "replication"},
 			{"unknown account field", account(`"colour":"blue"`), "colour"},
 			{"unknown top-level field", `{"account":{"auth_tenant_id":"tenant1"},"extra":1}`, "extra"},
 			{"tenant missing", `{"account":{}}`, "auth_tenant_id"},

@@ -14,7 +14,7 @@ import (
 )
 
 const accountColumns = `name, auth_tenant_id, is_deleting, rbac_policies_json, gc_policies_json,
-	tag_policies_json, validation_rule, platform_filter_json, is_managed, is_protected, created_at`
+	tag_policies_json, validation_rule, platform_filter_json, is_managed, is_protected, created_at, replication_json`
 
 func scanAccount(row interface{ Scan(...any) error }) (models.Account, error) {
 	var (
@@ -22,7 +22,8 @@ func scanAccount(row interface{ Scan(...any) error }) (models.Account, error) {
 		createdAt int64
 	)
 	err := row.Scan(&a.Name, &a.AuthTenantID, &a.IsDeleting, &a.RBACPoliciesJSON, &a.GCPoliciesJSON,
-		&a.TagPoliciesJSON, &a.ValidationRule, &a.PlatformFilterJSON, &a.IsManaged, &a.IsProtected, &createdAt)
+		&a.TagPoliciesJSON, &a.ValidationRule, &a.PlatformFilterJSON, &a.IsManaged, &a.IsProtected, &createdAt,
+		&a.ReplicationJSON)
 	a.CreatedAt = fromUnix(createdAt)
 	return a, err
 }
@@ -35,10 +36,10 @@ func (s *Store) CreateAccount(ctx context.Context, a models.Account) error {
 	}
 	err := s.write(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, `INSERT INTO accounts (`+accountColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			a.Name, a.AuthTenantID, a.IsDeleting, a.RBACPoliciesJSON, a.GCPoliciesJSON,
 			a.TagPoliciesJSON, a.ValidationRule, a.PlatformFilterJSON, a.IsManaged, a.IsProtected,
-			toUnix(createdAt))
+			toUnix(createdAt), a.ReplicationJSON)
 		return err
 	})
 	if err != nil {
@@ -102,10 +103,10 @@ func (s *Store) UpdateAccount(ctx context.Context, a models.Account) error {
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET is_deleting = $2, rbac_policies_json = $3,
 			gc_policies_json = $4, tag_policies_json = $5, validation_rule = $6, platform_filter_json = $7,
-			is_managed = $8, is_protected = $9
+			is_managed = $8, is_protected = $9, replication_json = $10
 			WHERE name = $1`,
 			a.Name, a.IsDeleting, a.RBACPoliciesJSON, a.GCPoliciesJSON, a.TagPoliciesJSON, a.ValidationRule,
-			a.PlatformFilterJSON, a.IsManaged, a.IsProtected)
+			a.PlatformFilterJSON, a.IsManaged, a.IsProtected, a.ReplicationJSON)
 		return err
 	})
 	if err != nil {

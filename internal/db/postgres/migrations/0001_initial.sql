@@ -24,6 +24,8 @@ CREATE TABLE accounts (
 	platform_filter_json        TEXT COLLATE "C" NOT NULL DEFAULT '',
 	upstream_peer_hostname      TEXT COLLATE "C" NOT NULL DEFAULT '',
 	external_upstream_url       TEXT COLLATE "C" NOT NULL DEFAULT '',
+	-- replication settings as JSON (passwords in it are encrypted)
+	replication_json            TEXT COLLATE "C" NOT NULL DEFAULT '',
 	created_at                  BIGINT NOT NULL DEFAULT (EXTRACT(EPOCH FROM now())::BIGINT),
 	next_blob_sweep_at          BIGINT,
 	next_storage_sweep_at       BIGINT,

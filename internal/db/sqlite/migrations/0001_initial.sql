@@ -23,6 +23,8 @@ CREATE TABLE accounts (
 	platform_filter_json        TEXT NOT NULL DEFAULT '',
 	upstream_peer_hostname      TEXT NOT NULL DEFAULT '',
 	external_upstream_url       TEXT NOT NULL DEFAULT '',
+	-- replication settings as JSON (passwords in it are encrypted)
+	replication_json            TEXT NOT NULL DEFAULT '',
 	created_at                  INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER)),
 	next_blob_sweep_at          INTEGER,
 	next_storage_sweep_at       INTEGER,
