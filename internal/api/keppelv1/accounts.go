@@ -38,6 +38,7 @@ type accountJSON struct {
 	PlatformFilter json.RawMessage `json:"platform_filter,omitempty"`
 	Replication    json.RawMessage `json:"replication,omitempty"`
 	State          string          `json:"state,omitempty"`
+	Deletion       *deletionJSON   `json:"deletion,omitempty"`
 	Managed        bool            `json:"managed,omitempty"`
 }
 
@@ -124,7 +125,27 @@ func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"account": renderAccount(a)})
+	out := renderAccount(a)
+	if a.IsDeleting {
+		// Report the progress of the deletion: what is left to delete.
+		stats, err := h.repos.ListRepositoryStats(r.Context(), a.Name, "", db.NoLimit)
+		if err != nil {
+			h.internalError(w, "cannot count what is left of a deleting account", err)
+			return
+		}
+		progress := &deletionJSON{RemainingRepositories: len(stats)}
+		for _, s := range stats {
+			progress.RemainingManifests += s.ManifestCount
+		}
+		out.Deletion = progress
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account": out})
+}
+
+// deletionJSON reports how far the deletion of an account has come.
+type deletionJSON struct {
+	RemainingRepositories int   `json:"remaining_repositories"`
+	RemainingManifests    int64 `json:"remaining_manifests"`
 }
 
 type putAccountRequest struct {
