@@ -1,0 +1,5 @@
+package loadgen
+
+import "os"
+
+func selfPID() int { return os.Getpid() }
