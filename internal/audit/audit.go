@@ -90,7 +90,11 @@ func (r *Recorder) Record(ctx context.Context, e models.AuditEvent) {
 	if e.Outcome == "" {
 		e.Outcome = Success
 	}
-	if err := r.store.RecordAuditEvent(ctx, e); err != nil {
+	// The change has happened: store its event even if the client has
+	// gone away in the meantime (but not forever).
+	storeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.store.RecordAuditEvent(storeCtx, e); err != nil {
 		r.log.Error("cannot store audit event", "action", e.Action, "actor", e.Actor, "error", err)
 	}
 	if r.queue == nil {

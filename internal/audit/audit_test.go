@@ -137,3 +137,26 @@ func TestCloseIsBounded(t *testing.T) {
 		t.Fatalf("stored %d of 100", store.count())
 	}
 }
+
+// ctxStore fails like a database call with a cancelled context.
+type ctxStore struct{ memStore }
+
+func (c *ctxStore) RecordAuditEvent(ctx context.Context, e models.AuditEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.memStore.RecordAuditEvent(ctx, e)
+}
+
+// TestEventOutlivesRequest: an event is stored even when the request that
+// made the change was cancelled (the client went away) in the meantime.
+func TestEventOutlivesRequest(t *testing.T) {
+	store := &ctxStore{}
+	r := New(store, quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.Record(ctx, models.AuditEvent{Action: "manifest.push"})
+	if store.count() != 1 {
+		t.Fatal("event lost with the request's context")
+	}
+}
