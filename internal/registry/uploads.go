@@ -149,6 +149,11 @@ func (s *Service) FinishUpload(ctx context.Context, repo Repo, uuid string, expe
 			return models.Blob{}, err
 		}
 	}
+	// From here on the upload becomes a blob in several steps; a client
+	// that disconnects must not leave it half-done (finalized content
+	// without its row, or an upload row pointing at moved content).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	if !finalized {
 		if err := s.storage.FinalizeBlob(ctx, repo.StorageRef(), u.StorageID, u.NumChunks); err != nil {
 			return models.Blob{}, fmt.Errorf("finalizing blob: %w", err)
