@@ -76,6 +76,7 @@ none.`,
 			return nil
 		},
 	}
+	cmd.AddCommand(newBenchCompareCommand())
 	f := cmd.Flags()
 	f.StringVar(&cfg.Registry, "registry", defaultRegistry, "base URL of the registry (loopback only)")
 	f.StringVar(&cfg.Username, "username", envOr("KEPPEL_USERNAME", "admin"), "user for the token flow (default: env KEPPEL_USERNAME or admin)")
