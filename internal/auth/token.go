@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -49,7 +50,17 @@ type TokenService struct {
 	// verifyKeys holds the current public key and, after a rotation, the previous one.
 	verifyKeys []ed25519.PublicKey
 	now        func() time.Time
+
+	// verified remembers tokens that verified, until they expire, so that
+	// clients reusing a token (all of them) do not pay for the signature
+	// check on every request. Verification is stateless either way: a
+	// token is valid exactly until its expiry.
+	mu       sync.Mutex
+	verified map[string]*Claims
 }
+
+// maxVerifiedTokens bounds the cache of verified tokens.
+const maxVerifiedTokens = 4096
 
 // NewTokenService builds a token service. service is the audience (the
 // registry's public host); previous may be nil.
@@ -114,8 +125,30 @@ func (ts *TokenService) issue(subject string, admin bool, roles map[string]model
 }
 
 // Verify checks a token's signature (with the current or previous key),
-// issuer, audience and validity period, and returns its claims.
+// issuer, audience and validity period, and returns its claims. The claims
+// are shared: callers must not modify them.
 func (ts *TokenService) Verify(token string) (*Claims, error) {
+	now := ts.now()
+	ts.mu.Lock()
+	c, ok := ts.verified[token]
+	ts.mu.Unlock()
+	if ok && now.Before(c.ExpiresAt.Add(5*time.Second)) && !now.Before(c.NotBefore.Add(-5*time.Second)) {
+		return c, nil
+	}
+	c, err := ts.verify(token)
+	if err != nil {
+		return nil, err
+	}
+	ts.mu.Lock()
+	if ts.verified == nil || len(ts.verified) >= maxVerifiedTokens {
+		ts.verified = map[string]*Claims{} // simple bound: start over
+	}
+	ts.verified[token] = c
+	ts.mu.Unlock()
+	return c, nil
+}
+
+func (ts *TokenService) verify(token string) (*Claims, error) {
 	var lastErr error
 	for _, pub := range ts.verifyKeys {
 		var claims Claims
