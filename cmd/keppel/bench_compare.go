@@ -315,19 +315,7 @@ func startDistribution(ctx context.Context, bin string, progress io.Writer) (*be
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
+	config := loadgen.DistributionConfig(filepath.Join(dir, "data"), addr)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		os.RemoveAll(dir)

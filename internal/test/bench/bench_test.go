@@ -8,7 +8,6 @@ package bench
 import (
 	"bytes"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"keppel/internal/loadgen"
 	"keppel/internal/test"
 )
 
@@ -91,19 +91,7 @@ func startDistribution(b testing.TB, bin string) string {
 		b.Fatal(err)
 	}
 	addr := test.FreeAddress(b)
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
+	config := loadgen.DistributionConfig(filepath.Join(dir, "data"), addr)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		b.Fatal(err)
