@@ -65,6 +65,9 @@ type Database struct {
 	ConnectionOptions string `yaml:"connection_options"`
 	// SQLitePath overrides the SQLite file location.
 	SQLitePath string `yaml:"sqlite_path"`
+	// CacheMaxBytes bounds the in-memory cache of the metadata that pulls
+	// read (0: 64 MiB; -1: no cache).
+	CacheMaxBytes int64 `yaml:"cache_max_bytes"`
 }
 
 // Storage selects the content storage driver.
@@ -233,6 +236,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_DB_NAME", str(func(c *Config) *string { return &c.Database.Name })},
 	{"KEPPEL_DB_CONNECTION_OPTIONS", str(func(c *Config) *string { return &c.Database.ConnectionOptions })},
 	{"KEPPEL_DB_SQLITE_PATH", str(func(c *Config) *string { return &c.Database.SQLitePath })},
+	{"KEPPEL_DB_CACHE_MAX_BYTES", integer(func(c *Config) *int64 { return &c.Database.CacheMaxBytes })},
 	{"KEPPEL_STORAGE_DRIVER", str(func(c *Config) *string { return &c.Storage.Driver })},
 	{"KEPPEL_STORAGE_PATH", str(func(c *Config) *string { return &c.Storage.Path })},
 	{"KEPPEL_ADMIN_PASSWORD", str(func(c *Config) *string { return &c.Auth.AdminPassword })},
@@ -357,6 +361,9 @@ func (c *Config) complete() error {
 	}
 	if c.Janitor.AbandonedUploadAge < time.Minute {
 		return fmt.Errorf("janitor.abandoned_upload_age (KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE) %s must be at least 1m", c.Janitor.AbandonedUploadAge)
+	}
+	if c.Database.CacheMaxBytes < -1 {
+		return errors.New("database.cache_max_bytes (KEPPEL_DB_CACHE_MAX_BYTES) must be -1 (no cache), 0 (the default) or a number of bytes")
 	}
 	if c.Quota.DefaultManifests < -1 || c.Quota.DefaultBytes < -1 {
 		return errors.New("quota.default_manifests and quota.default_bytes must be -1 (unlimited) or at least 0")

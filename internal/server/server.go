@@ -15,7 +15,6 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,8 +31,6 @@ import (
 	"keppel/internal/auth/oidc"
 	"keppel/internal/config"
 	"keppel/internal/db"
-	"keppel/internal/db/postgres"
-	"keppel/internal/db/sqlite"
 	"keppel/internal/janitor"
 	"keppel/internal/models"
 	"keppel/internal/policy"
@@ -53,6 +50,8 @@ type Server struct {
 	janitor  *janitor.Janitor
 	recorder *audit.Recorder
 	svc      *registry.Service
+	// stopCache stops what keeps the metadata cache current.
+	stopCache func()
 	// AdminPasswordGenerated is the admin password created on this start
 	// ("" if the admin existed or the password was configured).
 	AdminPasswordGenerated string
@@ -63,15 +62,17 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	store, err := openStore(ctx, cfg)
+	store, stopCache, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	s, err := build(ctx, cfg, log, store)
 	if err != nil {
+		stopCache()
 		store.Close()
 		return nil, err
 	}
+	s.stopCache = stopCache
 	return s, nil
 }
 
@@ -208,24 +209,6 @@ func credentialDriver(ctx context.Context, cfg config.Config, store db.Store) (a
 	return auth.Chain{local, remote}, nil
 }
 
-func openStore(ctx context.Context, cfg config.Config) (db.Store, error) {
-	if cfg.UsesPostgres() {
-		store, err := postgres.Open(ctx, cfg.Database.URL)
-		if err != nil {
-			return nil, fmt.Errorf("opening PostgreSQL database: %w", err)
-		}
-		return store, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Database.SQLitePath), 0o700); err != nil {
-		return nil, fmt.Errorf("creating directory for SQLite database: %w", err)
-	}
-	store, err := sqlite.Open(ctx, cfg.Database.SQLitePath)
-	if err != nil {
-		return nil, fmt.Errorf("opening SQLite database: %w", err)
-	}
-	return store, nil
-}
-
 func openStorage(cfg config.Config) (storage.Driver, error) {
 	switch cfg.Storage.Driver {
 	case "memory":
@@ -250,6 +233,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Close releases the server's resources.
 func (s *Server) Close() error {
 	s.recorder.Close()
+	if s.stopCache != nil {
+		s.stopCache()
+	}
 	return s.store.Close()
 }
 
