@@ -1,6 +1,6 @@
 // Package dbcache keeps the metadata that every pull reads (accounts,
 // repositories, tagged and digested manifests with their content, blobs
-// mounted in a repository) in a bounded in-memory cache in front of a
+// mounted in a repository, pages of tag lists) in a bounded in-memory cache in front of a
 // db.Store.
 //
 // Every cached value carries the stamp that was current before it was read
@@ -264,6 +264,20 @@ func (c *Store) GetBlobInRepository(ctx context.Context, repoID int64, digest st
 		func() (models.Blob, error) { return c.Store.GetBlobInRepository(ctx, repoID, digest) },
 		func(b models.Blob) int {
 			return len(b.AccountName) + len(b.Digest) + len(b.StorageID) + len(b.MediaType)
+		})
+}
+
+// ListTags implements db.Store from the cache, per page.
+func (c *Store) ListTags(ctx context.Context, repoID int64, after string, limit int) ([]string, error) {
+	key := repoScopedKey("l", repoID, strconv.Itoa(limit)+"\x00"+after)
+	return lookup(ctx, c, "", repoID, key,
+		func() ([]string, error) { return c.Store.ListTags(ctx, repoID, after, limit) },
+		func(tags []string) int {
+			n := 24 + 16*len(tags) // slice and string headers
+			for _, t := range tags {
+				n += len(t)
+			}
+			return n
 		})
 }
 

@@ -302,13 +302,13 @@ func TestBound(t *testing.T) {
 // in package dbcache (not merely promoted from the inner store).
 var (
 	cachedReads = []string{"GetAccount", "GetRepository", "FindOrCreateRepository", "GetManifest",
-		"GetTaggedManifest", "GetBlobInRepository"}
+		"GetTaggedManifest", "GetBlobInRepository", "ListTags"}
 	invalidatingWrites = []string{"CreateAccount", "UpdateAccount", "DeleteAccount", "DeleteRepository",
 		"CreateBlobAndMount", "MountBlob", "UnmountBlob", "PutManifest", "DeleteManifest", "DeleteTag",
 		"RecordPulls"}
 	untouched = []string{"Ping", "Close", "ListAccounts", "ListRepositories", "GetBlobInAccount",
 		"CreateUpload", "GetUpload", "UpdateUpload", "DeleteUpload", "ListStaleUploads", "DeleteStaleUpload",
-		"ListReferrers", "ListTags", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
+		"ListReferrers", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
 		"ListRepositoryStats", "ListManifestInfos", "GetTag", "ListTagsOfManifest", "ListUsers", "DeleteUser",
 		"SetRole", "ListRoles", "ListTenantMembers", "CreateAPIKey", "GetAPIKey", "ListAPIKeys", "RevokeAPIKey",
 		"GetQuota", "PutQuota", "GetUsage", "RecordAuditEvent", "ListAuditEvents"}

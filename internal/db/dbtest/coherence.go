@@ -11,7 +11,7 @@ import (
 
 // RunCacheCoherence checks that a caching store shows the changes that
 // another store on the same database (standing for another process) commits:
-// tag moves, manifest and tag deletions, blob unmounts, account updates and
+// tag moves, manifest and tag deletions (also in tag lists), blob unmounts, account updates and
 // repository deletions. cached and other must share one empty database.
 // Changes made through other must show within wait (0: at once); changes
 // made through cached must always show at once.
@@ -75,6 +75,9 @@ func RunCacheCoherence(t *testing.T, cached, other db.Store, wait time.Duration)
 			t.Fatalf("GetManifest: %v", err)
 		}
 		eventually("tag before the move", tagged(m1.Digest))
+		if tags, err := cached.ListTags(ctx, repo.ID, "", db.NoLimit); err != nil || len(tags) != 1 {
+			t.Fatalf("ListTags = %q, %v; want [latest]", tags, err)
+		}
 	}
 
 	// Another process moves the tag.
@@ -103,6 +106,16 @@ func RunCacheCoherence(t *testing.T, cached, other db.Store, wait time.Duration)
 		_, err := cached.GetTaggedManifest(ctx, repo.ID, "latest")
 		return err
 	}))
+	eventually("tag list after another process deleted the tag", func() error {
+		tags, err := cached.ListTags(ctx, repo.ID, "", db.NoLimit)
+		if err != nil {
+			return err
+		}
+		if len(tags) != 0 {
+			return errors.New("the tag is still listed")
+		}
+		return nil
+	})
 	if err := other.DeleteManifest(ctx, repo.ID, m2.Digest); err != nil {
 		t.Fatalf("DeleteManifest: %v", err)
 	}

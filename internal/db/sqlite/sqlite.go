@@ -88,7 +88,10 @@ func dsn(path string, inMemory bool) string {
 	params := []string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()),
 		"_pragma=foreign_keys(1)",
-		"_pragma=synchronous(NORMAL)",
+		// FULL syncs the WAL on every commit: a commit that a client was
+		// told about survives a power loss (NORMAL would only survive a
+		// crash of the process).
+		"_pragma=synchronous(FULL)",
 		"_txlock=immediate",
 	}
 	if !inMemory {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -251,5 +252,31 @@ func TestClock(t *testing.T) {
 	}
 	if !u.CreatedAt.Equal(now) {
 		t.Fatalf("user CreatedAt = %v, want %v", u.CreatedAt, now)
+	}
+}
+
+// TestDurableCommits checks that every connection syncs the WAL on commit
+// (synchronous=FULL), so that an acknowledged write survives a power loss.
+func TestDurableCommits(t *testing.T) {
+	s := newStore(t)
+	sqlDB := s.(*sqlcore.Store).DB()
+	// Several connections at once, so that more than one is checked.
+	conns := make([]*sql.Conn, 3)
+	for i := range conns {
+		c, err := sqlDB.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		var level int
+		if err := c.QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&level); err != nil {
+			t.Fatal(err)
+		}
+		if level != 2 {
+			t.Errorf("connection %d: synchronous = %d, want 2 (FULL)", i, level)
+		}
 	}
 }
