@@ -57,7 +57,7 @@ func Open(ctx context.Context, path string, opts ...sqlcore.Option) (db.Store, e
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	sqlDB := sql.OpenDB(connector)
+	sqlDB := sql.OpenDB(stmtCachingConnector{connector})
 	if inMemory {
 		// Every connection would get a database of its own, and the
 		// database would vanish with its connection.
