@@ -22,7 +22,7 @@ import (
 
 // Store is where events are kept (the metadata store implements it).
 type Store interface {
-	RecordAuditEvent(ctx context.Context, e models.AuditEvent) error
+	RecordAuditEvents(ctx context.Context, events ...models.AuditEvent) error
 }
 
 // Outcomes of events.
@@ -80,31 +80,41 @@ func New(store Store, log *slog.Logger, opts ...Option) *Recorder {
 	return r
 }
 
-// Record stores the event (filling in the time if unset) and queues it for
-// the webhook. An error storing it is logged, not returned: the change the
-// event describes has happened and must not be reported as failed.
-func (r *Recorder) Record(ctx context.Context, e models.AuditEvent) {
-	if e.Time.IsZero() {
-		e.Time = r.now()
+// Record stores the events of one request in one transaction (filling in
+// the time if unset) and queues them for the webhook. An error storing them
+// is logged, not returned: the change the events describe has happened and
+// must not be reported as failed.
+func (r *Recorder) Record(ctx context.Context, events ...models.AuditEvent) {
+	if len(events) == 0 {
+		return
 	}
-	if e.Outcome == "" {
-		e.Outcome = Success
+	now := r.now()
+	for i := range events {
+		if events[i].Time.IsZero() {
+			events[i].Time = now
+		}
+		if events[i].Outcome == "" {
+			events[i].Outcome = Success
+		}
 	}
-	// The change has happened: store its event even if the client has
+	// The change has happened: store its events even if the client has
 	// gone away in the meantime (but not forever).
 	storeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := r.store.RecordAuditEvent(storeCtx, e); err != nil {
-		r.log.Error("cannot store audit event", "action", e.Action, "actor", e.Actor, "error", err)
+	if err := r.store.RecordAuditEvents(storeCtx, events...); err != nil {
+		r.log.Error("cannot store audit events", "action", events[0].Action, "actor", events[0].Actor,
+			"events", len(events), "error", err)
 	}
 	if r.queue == nil {
 		return
 	}
-	select {
-	case r.queue <- e:
-	default:
-		n := r.dropped.Add(1)
-		r.log.Warn("audit webhook queue is full; delivery dropped (the event is stored)", "action", e.Action, "dropped_total", n)
+	for _, e := range events {
+		select {
+		case r.queue <- e:
+		default:
+			n := r.dropped.Add(1)
+			r.log.Warn("audit webhook queue is full; delivery dropped (the event is stored)", "action", e.Action, "dropped_total", n)
+		}
 	}
 }
 

@@ -19,10 +19,10 @@ type memStore struct {
 	events []models.AuditEvent
 }
 
-func (m *memStore) RecordAuditEvent(_ context.Context, e models.AuditEvent) error {
+func (m *memStore) RecordAuditEvents(_ context.Context, events ...models.AuditEvent) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.events = append(m.events, e)
+	m.events = append(m.events, events...)
 	return nil
 }
 
@@ -141,11 +141,11 @@ func TestCloseIsBounded(t *testing.T) {
 // ctxStore fails like a database call with a cancelled context.
 type ctxStore struct{ memStore }
 
-func (c *ctxStore) RecordAuditEvent(ctx context.Context, e models.AuditEvent) error {
+func (c *ctxStore) RecordAuditEvents(ctx context.Context, events ...models.AuditEvent) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return c.memStore.RecordAuditEvent(ctx, e)
+	return c.memStore.RecordAuditEvents(ctx, events...)
 }
 
 // TestEventOutlivesRequest: an event is stored even when the request that

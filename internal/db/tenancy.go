@@ -94,9 +94,9 @@ type TenancyStore interface {
 	// periodically, so that the pull path itself never writes.
 	RecordPulls(ctx context.Context, pulls []Pull) error
 
-	// RecordAuditEvent appends an event; the store assigns its ID, and a
-	// zero Time means now.
-	RecordAuditEvent(ctx context.Context, e models.AuditEvent) error
+	// RecordAuditEvents appends events in one transaction; the store
+	// assigns their IDs, and a zero Time means now.
+	RecordAuditEvents(ctx context.Context, events ...models.AuditEvent) error
 	// ListAuditEvents returns events matching the filter, newest (highest
 	// ID) first.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]models.AuditEvent, error)

@@ -49,19 +49,24 @@ func New(d Deps) *Handler {
 		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL}
 }
 
-// record writes an audit event about a repository for the token's subject.
-func (h *Handler) record(r *http.Request, claims *auth.Claims, repo registry.Repo, e models.AuditEvent) {
+// record writes the audit events of a request about a repository for the
+// token's subject, in one transaction.
+func (h *Handler) record(r *http.Request, claims *auth.Claims, repo registry.Repo, events ...models.AuditEvent) {
 	if h.recorder == nil {
 		return
 	}
-	if claims != nil {
-		e.Actor = claims.Subject
+	ip := h.clientIP(r)
+	for i := range events {
+		e := &events[i]
+		if claims != nil {
+			e.Actor = claims.Subject
+		}
+		if ip != nil {
+			e.RemoteAddr = ip.String()
+		}
+		e.AuthTenantID, e.AccountName = repo.Account.AuthTenantID, repo.Account.Name
 	}
-	if ip := h.clientIP(r); ip != nil {
-		e.RemoteAddr = ip.String()
-	}
-	e.AuthTenantID, e.AccountName = repo.Account.AuthTenantID, repo.Account.Name
-	h.recorder.Record(r.Context(), e)
+	h.recorder.Record(r.Context(), events...)
 }
 
 // RouteName classifies a /v2/ request for metrics labels.

@@ -101,8 +101,9 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route, 
 		writeError(w, r, h.log, err)
 		return
 	}
+	events := make([]models.AuditEvent, 0, 1+len(pushed.TagChanges))
 	if pushed.New {
-		h.record(r, claims, repo, models.AuditEvent{Action: "manifest.push", Target: rt.repo + "@" + pushed.Digest.String()})
+		events = append(events, models.AuditEvent{Action: "manifest.push", Target: rt.repo + "@" + pushed.Digest.String()})
 	}
 	for _, c := range pushed.TagChanges {
 		e := models.AuditEvent{Action: "tag.create", Target: rt.repo + ":" + c.Tag,
@@ -111,8 +112,9 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route, 
 			e.Action = "tag.move"
 			e.DetailsJSON = `{"digest":"` + pushed.Digest.String() + `","previous":"` + c.Previous + `"}`
 		}
-		h.record(r, claims, repo, e)
+		events = append(events, e)
 	}
+	h.record(r, claims, repo, events...)
 	h.metrics.Pushed.WithLabelValues("manifest").Inc()
 	hdr := w.Header()
 	hdr.Set("Location", "/v2/"+rt.repo+"/manifests/"+pushed.Digest.String())

@@ -311,7 +311,7 @@ var (
 		"ListReferrers", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
 		"ListRepositoryStats", "ListManifestInfos", "GetTag", "ListTagsOfManifest", "ListUsers", "DeleteUser",
 		"SetRole", "ListRoles", "ListTenantMembers", "CreateAPIKey", "GetAPIKey", "ListAPIKeys", "RevokeAPIKey",
-		"GetQuota", "PutQuota", "GetUsage", "RecordAuditEvent", "ListAuditEvents"}
+		"GetQuota", "PutQuota", "GetUsage", "RecordAuditEvents", "ListAuditEvents"}
 )
 
 func TestMethodClassification(t *testing.T) {

@@ -39,8 +39,8 @@ func testAuditEvents(t *testing.T, s db.Store) {
 	}
 	for _, e := range in {
 		e.ID = 12345 // ignored
-		if err := s.RecordAuditEvent(ctx, e); err != nil {
-			t.Fatalf("RecordAuditEvent(%+v): %v", e, err)
+		if err := s.RecordAuditEvents(ctx, e); err != nil {
+			t.Fatalf("RecordAuditEvents(%+v): %v", e, err)
 		}
 	}
 	all := listAudit(t, s, db.AuditFilter{})
@@ -113,8 +113,8 @@ func testAuditEvents(t *testing.T, s db.Store) {
 
 	// a zero time means now
 	start := time.Now().Add(-time.Second).Truncate(time.Second)
-	if err := s.RecordAuditEvent(ctx, models.AuditEvent{Action: "user.delete", Outcome: "success"}); err != nil {
-		t.Fatalf("RecordAuditEvent(zero time): %v", err)
+	if err := s.RecordAuditEvents(ctx, models.AuditEvent{Action: "user.delete", Outcome: "success"}); err != nil {
+		t.Fatalf("RecordAuditEvents(zero time): %v", err)
 	}
 	got := listAudit(t, s, db.AuditFilter{Limit: 1})
 	if got[0].Action != "user.delete" || got[0].Time.Before(start) || got[0].Time.After(time.Now().Add(time.Second)) {
@@ -123,14 +123,30 @@ func testAuditEvents(t *testing.T, s db.Store) {
 	if got[0].ID <= all[0].ID {
 		t.Fatalf("new event has ID %d, not above %d", got[0].ID, all[0].ID)
 	}
+
+	// several events in one call, in their order; none is nothing
+	if err := s.RecordAuditEvents(ctx); err != nil {
+		t.Fatalf("RecordAuditEvents(): %v", err)
+	}
+	batch := []models.AuditEvent{
+		{Time: ts(1_800_000_000), Actor: "ci", Action: "manifest.push", Target: "a/b@sha256:1", Outcome: "success"},
+		{Time: ts(1_800_000_000), Actor: "ci", Action: "tag.create", Target: "a/b:v1", Outcome: "success"},
+	}
+	if err := s.RecordAuditEvents(ctx, batch...); err != nil {
+		t.Fatalf("RecordAuditEvents(batch): %v", err)
+	}
+	got = listAudit(t, s, db.AuditFilter{Actor: "ci"})
+	if len(got) != 2 || got[0].Action != "tag.create" || got[1].Action != "manifest.push" || got[0].ID != got[1].ID+1 {
+		t.Fatalf("batch: %+v, want tag.create then manifest.push with consecutive IDs", got)
+	}
 }
 
 func testAuditEventLimits(t *testing.T, s db.Store) {
 	const n = 1005
 	for i := range n {
 		e := models.AuditEvent{Time: ts(int64(1_700_000_000 + i)), Actor: "bot", Action: "manifest.pull", Outcome: "success"}
-		if err := s.RecordAuditEvent(t.Context(), e); err != nil {
-			t.Fatalf("RecordAuditEvent #%d: %v", i, err)
+		if err := s.RecordAuditEvents(t.Context(), e); err != nil {
+			t.Fatalf("RecordAuditEvents #%d: %v", i, err)
 		}
 	}
 	for _, c := range []struct {

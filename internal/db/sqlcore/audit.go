@@ -2,6 +2,7 @@ package sqlcore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -18,23 +19,31 @@ const (
 const auditColumns = `id, time, actor, remote_addr, action, auth_tenant_id, account_name, target,
 	outcome, reason, details_json`
 
-// RecordAuditEvent implements db.TenancyStore. The ID is assigned by the
+// RecordAuditEvents implements db.TenancyStore. The IDs are assigned by the
 // database (e.ID is ignored); a zero Time means now.
-func (s *Store) RecordAuditEvent(ctx context.Context, e models.AuditEvent) error {
-	at := e.Time
-	if at.IsZero() {
-		at = s.now()
+func (s *Store) RecordAuditEvents(ctx context.Context, events ...models.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
 	}
-	err := s.write(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `INSERT INTO audit_events (time, actor, remote_addr, action,
-			auth_tenant_id, account_name, target, outcome, reason, details_json)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			toUnix(at), e.Actor, e.RemoteAddr, e.Action, e.AuthTenantID, e.AccountName, e.Target,
-			e.Outcome, e.Reason, e.DetailsJSON)
-		return err
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		for _, e := range events {
+			at := e.Time
+			if at.IsZero() {
+				at = s.now()
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO audit_events (time, actor, remote_addr, action,
+				auth_tenant_id, account_name, target, outcome, reason, details_json)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				toUnix(at), e.Actor, e.RemoteAddr, e.Action, e.AuthTenantID, e.AccountName, e.Target,
+				e.Outcome, e.Reason, e.DetailsJSON)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record audit event %q: %w", e.Action, s.mapErr(err, stmtWrite))
+		return fmt.Errorf("record %d audit event(s), the first %q: %w", len(events), events[0].Action, s.mapErr(err, stmtWrite))
 	}
 	return nil
 }
