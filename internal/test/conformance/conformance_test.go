@@ -6,17 +6,11 @@
 package conformance
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/xml"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"keppel/internal/test"
 )
@@ -29,39 +23,8 @@ func TestConformancePostgres(t *testing.T) {
 	if os.Getenv("KEPPEL_CONFORMANCE_BIN") == "" {
 		t.Skip("KEPPEL_CONFORMANCE_BIN is not set; scripts/test.sh sets it")
 	}
-	url := createDatabase(t)
+	url := test.PostgresDatabase(t)
 	runConformance(t, []string{"KEPPEL_DB_URL=" + url})
-}
-
-func createDatabase(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("KEPPEL_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "keppel_conformance_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("creating database (is PostgreSQL running?): %v", err)
-	}
-	t.Cleanup(func() {
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer admin.Close()
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("dropping database: %v", err)
-		}
-	})
-	return strings.Replace(base, "/postgres?", "/"+name+"?", 1)
 }
 
 func runConformance(t *testing.T, extraEnv []string) {
