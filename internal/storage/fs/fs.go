@@ -144,9 +144,13 @@ func appendAt(ctx context.Context, f *os.File, offset int64, r io.Reader) (int64
 	defer copyBuffers.Put(bufp)
 	// Neither wrapper exposes ReaderFrom or WriterTo, so that the copy goes
 	// through the large buffer instead of a small internal one.
-	n, err := io.CopyBuffer(io.NewOffsetWriter(f, offset), contextReader{ctx, r}, *bufp)
+	w := newStreamWriter(f, offset)
+	n, err := io.CopyBuffer(w, contextReader{ctx, r}, *bufp)
 	if err == nil {
 		err = f.Sync()
+	}
+	if err == nil {
+		w.synced()
 	}
 	if err != nil {
 		if truncErr := f.Truncate(offset); truncErr != nil {
