@@ -139,6 +139,13 @@ type ManifestStore interface {
 	// ListReferrers returns the manifests of the repository whose subject is
 	// the digest, ordered by digest.
 	ListReferrers(ctx context.Context, repoID int64, subjectDigest string) ([]models.Manifest, error)
+	// ListManifestsNotInStorage returns manifests pushed before the time
+	// whose copy in the content storage was not written yet, oldest first,
+	// with what it takes to write it.
+	ListManifestsNotInStorage(ctx context.Context, pushedBefore time.Time, limit int) ([]ManifestCopy, error)
+	// MarkManifestsInStorage records that the copies of the manifests were
+	// written. It returns the keys of those that do not exist (any more).
+	MarkManifestsInStorage(ctx context.Context, keys []ManifestKey) (missing []ManifestKey, err error)
 	// ListTags returns tag names of the repository in bytewise order,
 	// starting after the name after ("" for the beginning), at most limit
 	// entries (NoLimit for all).
@@ -153,4 +160,19 @@ type UserStore interface {
 	GetUser(ctx context.Context, name string) (models.User, error)
 	// PutUser creates the user or replaces its password hash and admin flag.
 	PutUser(ctx context.Context, u models.User) error
+}
+
+// ManifestKey names a manifest.
+type ManifestKey struct {
+	RepositoryID int64
+	Digest       string
+}
+
+// ManifestCopy is what it takes to write the copy of a manifest into the
+// content storage.
+type ManifestCopy struct {
+	ManifestKey
+	Storage  models.StorageRef
+	RepoName string
+	Content  []byte
 }

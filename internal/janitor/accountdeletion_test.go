@@ -92,10 +92,7 @@ func TestAccountDeletion(t *testing.T) {
 		t.Fatalf("pull from a deleting account: %v", err)
 	}
 
-	job := New(svc, Config{AbandonedUploadAge: 24 * 60 * 60 * 1e9}, log).Jobs()[1]
-	if job.Name != "account-deletion" {
-		t.Fatalf("job %s", job.Name)
-	}
+	job := jobNamed(t, New(svc, Config{AbandonedUploadAge: 24 * 60 * 60 * 1e9}, log), "account-deletion")
 	for i := 0; ; i++ {
 		more, err := job.Run(ctx)
 		if err != nil {
@@ -126,4 +123,16 @@ func TestAccountDeletion(t *testing.T) {
 	if _, created, err := svc.CreateAccount(ctx, "doomed", "tenant2"); err != nil || !created {
 		t.Fatalf("recreating: %v %v", created, err)
 	}
+}
+
+// jobNamed returns the janitor's job of that name.
+func jobNamed(t *testing.T, j *Janitor, name string) Job {
+	t.Helper()
+	for _, job := range j.Jobs() {
+		if job.Name == name {
+			return job
+		}
+	}
+	t.Fatalf("the janitor has no job %q", name)
+	return Job{}
 }

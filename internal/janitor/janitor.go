@@ -59,6 +59,18 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 			},
 		},
 		{
+			Name:     "manifest-copies",
+			Interval: time.Minute,
+			Run: func(ctx context.Context) (bool, error) {
+				// Younger manifests are the background writer's.
+				n, err := svc.StoreMissingManifestCopies(ctx, time.Minute, batchSize)
+				if n > 0 {
+					log.Info("wrote missing manifest copies to the storage", "count", n)
+				}
+				return n == batchSize, err
+			},
+		},
+		{
 			Name:     "account-deletion",
 			Interval: 30 * time.Second,
 			Run: func(ctx context.Context) (bool, error) {

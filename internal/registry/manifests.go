@@ -167,26 +167,17 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 		m.AnnotationsJSON = string(buf)
 	}
 
-	// Content first, metadata second: the database never points at content
-	// that is not durably stored.
-	if err := s.storage.WriteManifest(ctx, repo.StorageRef(), repo.Name, m.Digest, content); err != nil {
-		return PushedManifest{}, fmt.Errorf("writing manifest: %w", err)
-	}
+	// The content is committed with the manifest; its copy in the content
+	// storage follows in the background (see manifestcopies.go).
 	err = s.db.PutManifest(ctx, m, blobIDs, children, tag)
-	if err != nil {
-		// Do not leave content behind that no metadata refers to (unless the
-		// manifest was stored before, by an earlier push).
-		if _, getErr := s.db.GetManifest(ctx, repo.ID, m.Digest); errors.Is(getErr, db.ErrNotFound) {
-			if delErr := s.storage.DeleteManifest(ctx, repo.StorageRef(), repo.Name, m.Digest); delErr != nil {
-				s.log.Warn("cannot delete content of rejected manifest", "digest", m.Digest, "error", delErr)
-			}
-		}
-	}
 	if errors.Is(err, db.ErrReferenceMissing) {
 		return PushedManifest{}, fmt.Errorf("%w: a referenced manifest or blob is not known in repository %s", ErrManifestBlobUnknown, repo.FullName())
 	}
 	if err != nil {
 		return PushedManifest{}, fmt.Errorf("storing manifest: %w", err)
+	}
+	if isNew {
+		s.queueCopy(repo, m.Digest, content)
 	}
 	pushed := PushedManifest{Digest: d, MediaType: parsed.MediaType, Subject: m.SubjectDigest, New: isNew, TagChanges: tagChanges}
 	if tag != "" {

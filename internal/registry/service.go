@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"keppel/internal/db"
@@ -56,6 +57,9 @@ type Service struct {
 	pulls pullBatch
 	// secrets seals stored secrets (nil: none can be stored).
 	secrets *secretbox.Box
+	// copies is the writer of manifest copies (nil when not started).
+	copiesMu sync.Mutex
+	copies   *manifestCopies
 }
 
 // Option configures a Service.

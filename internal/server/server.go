@@ -52,6 +52,8 @@ type Server struct {
 	svc      *registry.Service
 	// stopCache stops what keeps the metadata cache current.
 	stopCache func()
+	// stopCopies stops the writer of manifest copies.
+	stopCopies func()
 	// AdminPasswordGenerated is the admin password created on this start
 	// ("" if the admin existed or the password was configured).
 	AdminPasswordGenerated string
@@ -177,7 +179,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		}
 		mux.ServeHTTP(w, r)
 	})
-	s := &Server{cfg: cfg, log: log, store: store, svc: svc}
+	s := &Server{cfg: cfg, log: log, store: store, svc: svc, stopCopies: svc.StartManifestCopies()}
 	jan := janitor.New(svc, janitor.Config{
 		AbandonedUploadAge:  cfg.Janitor.AbandonedUploadAge,
 		ManagedAccountsFile: cfg.Janitor.ManagedAccountsFile,
@@ -233,6 +235,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Close releases the server's resources.
 func (s *Server) Close() error {
 	s.recorder.Close()
+	if s.stopCopies != nil {
+		s.stopCopies()
+	}
 	if s.stopCache != nil {
 		s.stopCache()
 	}

@@ -1,12 +1,14 @@
 package test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	// The SQLite driver, to read the metadata of embedded test servers.
 	_ "modernc.org/sqlite"
@@ -24,6 +26,7 @@ var snapshotTables = []string{
 // with its size. Two equal snapshots mean that nothing changed.
 func (s *Server) Snapshot(t testing.TB) string {
 	t.Helper()
+	s.WaitForManifestCopies(t)
 	var b strings.Builder
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.DataDir, "keppel.db")+"?mode=ro")
 	if err != nil {
@@ -90,4 +93,25 @@ func DiffLines(before, after string) string {
 		}
 	}
 	return b.String()
+}
+
+// WaitForManifestCopies waits until the background writer has written the
+// storage copy of every manifest (and recorded that it did), so that its
+// writes do not show up in a later snapshot.
+func (s *Server) WaitForManifestCopies(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending, err := s.srv.Store().ListManifestsNotInStorage(context.Background(), time.Now().Add(time.Hour), 1)
+		if err != nil {
+			t.Fatalf("listing manifests without a storage copy: %v", err)
+		}
+		if len(pending) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("manifest %s has no storage copy after 10s", pending[0].Digest)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

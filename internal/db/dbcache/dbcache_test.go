@@ -308,7 +308,7 @@ var (
 		"RecordPulls"}
 	untouched = []string{"Ping", "Close", "ListAccounts", "ListRepositories", "GetBlobInAccount",
 		"CreateUpload", "GetUpload", "UpdateUpload", "DeleteUpload", "ListStaleUploads", "DeleteStaleUpload",
-		"ListReferrers", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
+		"ListReferrers", "ListManifestsNotInStorage", "MarkManifestsInStorage", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
 		"ListRepositoryStats", "ListManifestInfos", "GetTag", "ListTagsOfManifest", "ListUsers", "DeleteUser",
 		"SetRole", "ListRoles", "ListTenantMembers", "CreateAPIKey", "GetAPIKey", "ListAPIKeys", "RevokeAPIKey",
 		"GetQuota", "PutQuota", "GetUsage", "RecordAuditEvents", "ListAuditEvents"}

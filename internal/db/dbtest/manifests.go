@@ -2,6 +2,7 @@ package dbtest
 
 import (
 	"testing"
+	"time"
 
 	"keppel/internal/db"
 	"keppel/internal/models"
@@ -327,4 +328,50 @@ func testRepositoryIsolation(t *testing.T, s db.Store) {
 		t.Fatalf("ListTags: %v", err)
 	}
 	wantEqual(t, "tags of other repository", tags, []string{"stable"})
+}
+
+func testManifestsInStorage(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.accountIn(t, "copies", "tenant-c")
+	repo := f.repo(t, "copies", "app")
+	m1 := f.manifest(t, repo, "first", nil, nil, "")
+	m2 := f.manifest(t, repo, "second", nil, nil, "v2")
+
+	// Both lack their copy; the cutoff excludes younger manifests.
+	got, err := s.ListManifestsNotInStorage(ctx, m2.PushedAt, 10)
+	if err != nil {
+		t.Fatalf("ListManifestsNotInStorage: %v", err)
+	}
+	wantEqual(t, "manifests pushed before the second", got, []db.ManifestCopy{{
+		ManifestKey: db.ManifestKey{RepositoryID: repo.ID, Digest: m1.Digest},
+		Storage:     models.StorageRef{AuthTenantID: "tenant-c", AccountName: "copies"},
+		RepoName:    "app", Content: m1.Content,
+	}})
+	got, err = s.ListManifestsNotInStorage(ctx, m2.PushedAt.Add(time.Second), 1)
+	if err != nil || len(got) != 1 || got[0].Digest != m1.Digest {
+		t.Fatalf("ListManifestsNotInStorage(limit 1) = %+v, %v; want the oldest", got, err)
+	}
+
+	// Marking: a deleted manifest is reported as missing.
+	if err := s.DeleteManifest(ctx, repo.ID, m2.Digest); err != nil {
+		t.Fatalf("DeleteManifest: %v", err)
+	}
+	keys := []db.ManifestKey{{RepositoryID: repo.ID, Digest: m1.Digest}, {RepositoryID: repo.ID, Digest: m2.Digest}}
+	missing, err := s.MarkManifestsInStorage(ctx, keys)
+	if err != nil {
+		t.Fatalf("MarkManifestsInStorage: %v", err)
+	}
+	wantEqual(t, "missing", missing, keys[1:])
+	got, err = s.ListManifestsNotInStorage(ctx, m2.PushedAt.Add(time.Hour), 10)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("after marking: %+v, %v; want none", got, err)
+	}
+	// Marking again changes nothing; marking nothing does nothing.
+	if missing, err := s.MarkManifestsInStorage(ctx, keys[:1]); err != nil || len(missing) != 0 {
+		t.Fatalf("marking again: %v, %v", missing, err)
+	}
+	if missing, err := s.MarkManifestsInStorage(ctx, nil); err != nil || len(missing) != 0 {
+		t.Fatalf("marking nothing: %v, %v", missing, err)
+	}
 }

@@ -40,6 +40,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"PutManifest", testPutManifest},
 		{"PutManifestErrors", testPutManifestErrors},
 		{"TagMove", testTagMove},
+		{"ManifestsInStorage", testManifestsInStorage},
 		{"RePutManifest", testRePutManifest},
 		{"DeleteManifest", testDeleteManifest},
 		{"DeleteManifestParent", testDeleteManifestParent},
