@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 const (
@@ -182,16 +183,31 @@ func (c *Client) getBlob(ctx context.Context, repo, digest string, noVerify bool
 		return 0, err
 	}
 	defer resp.Body.Close()
+	bufp := readBuffers.Get().(*[]byte)
+	defer readBuffers.Put(bufp)
 	if noVerify {
-		return io.Copy(io.Discard, resp.Body)
+		return io.CopyBuffer(discard{}, resp.Body, *bufp)
 	}
 	v := newVerifier(digest)
-	n, err := io.Copy(v, resp.Body)
+	n, err := io.CopyBuffer(v, resp.Body, *bufp)
 	if err != nil {
 		return n, err
 	}
 	return n, v.Check()
 }
+
+// readBuffers hold blob downloads: large reads keep the client's share of
+// the work (and its system calls) small next to the server's.
+var readBuffers = sync.Pool{New: func() any {
+	buf := make([]byte, 1<<20)
+	return &buf
+}}
+
+// discard is io.Discard without ReadFrom, whose small buffer io.CopyBuffer
+// would use instead of ours.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // listAll walks a paginated listing (tags or catalog) from path, following
 // Link headers, and returns the number of entries seen.
