@@ -105,6 +105,12 @@ func (r *Recorder) Record(ctx context.Context, events ...models.AuditEvent) {
 		r.log.Error("cannot store audit events", "action", events[0].Action, "actor", events[0].Actor,
 			"events", len(events), "error", err)
 	}
+	r.Deliver(events...)
+}
+
+// Deliver queues events that were stored already (with the change they
+// describe, in its transaction) for the webhook.
+func (r *Recorder) Deliver(events ...models.AuditEvent) {
 	if r.queue == nil {
 		return
 	}

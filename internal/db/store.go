@@ -129,10 +129,11 @@ type ManifestStore interface {
 	// PutManifest stores a manifest with its references to blobs (by blob
 	// ID, mounted in the same repository) and to child manifests (by
 	// digest, in the same repository), and, if tag is not empty, points the
-	// tag at it, all in one transaction. Storing a manifest that exists
-	// already only updates the tag. ErrReferenceMissing if a referenced blob
-	// is not mounted or a child manifest does not exist.
-	PutManifest(ctx context.Context, m models.ManifestWithContent, blobIDs []int64, childDigests []string, tag string) error
+	// tag at it, all in one transaction, together with the audit events
+	// of the push. Storing a manifest that exists already only updates the
+	// tag. ErrReferenceMissing if a referenced blob is not mounted or a child
+	// manifest does not exist.
+	PutManifest(ctx context.Context, m models.ManifestWithContent, blobIDs []int64, childDigests []string, tag string, events ...models.AuditEvent) error
 	// DeleteManifest deletes a manifest and its tags. ErrNotFound if
 	// absent; ErrStillReferenced if an index in the repository refers to it.
 	DeleteManifest(ctx context.Context, repoID int64, digest string) error

@@ -61,7 +61,7 @@ func TestAccountDeletion(t *testing.T) {
 		m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
 			`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd.String() + `","size":` + strconv.Itoa(len(config)) + `},` +
 			`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` + ld.String() + `","size":` + strconv.Itoa(len("layer of "+repoName)) + `}]}`)
-		if _, err := svc.PutManifest(ctx, repo, tag, "", m, nil); err != nil {
+		if _, err := svc.PutManifest(ctx, repo, tag, "", m, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		return repo, m
@@ -73,7 +73,7 @@ func TestAccountDeletion(t *testing.T) {
 			children = append(children, digest.FromBytes(m).String())
 			idx := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
 				`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + children[0] + `","size":` + strconv.Itoa(len(m)) + `}]}`)
-			if _, err := svc.PutManifest(ctx, repo, "index", "", idx, nil); err != nil {
+			if _, err := svc.PutManifest(ctx, repo, "index", "", idx, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := svc.StartUpload(ctx, repo); err != nil { // an upload in progress

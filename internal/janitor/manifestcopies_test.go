@@ -65,7 +65,7 @@ func newCopiesFixture(t *testing.T) *copiesFixture {
 
 func (f *copiesFixture) push(t *testing.T, tag string) string {
 	t.Helper()
-	pushed, err := f.svc.PutManifest(t.Context(), f.repo, tag, "application/vnd.oci.image.index.v1+json", []byte(emptyIndex), nil)
+	pushed, err := f.svc.PutManifest(t.Context(), f.repo, tag, "application/vnd.oci.image.index.v1+json", []byte(emptyIndex), nil, nil)
 	if err != nil {
 		t.Fatalf("PutManifest: %v", err)
 	}

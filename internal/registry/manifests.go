@@ -53,6 +53,47 @@ type PushedManifest struct {
 	New bool
 	// TagChanges are the tags that were created or moved by the push.
 	TagChanges []TagChange
+	// Events are the audit events stored with the push (none without an
+	// Actor).
+	Events []models.AuditEvent
+}
+
+// Actor is who pushes, for the audit events that are stored in the same
+// transaction as the push.
+type Actor struct {
+	// Name is the user (a token's subject); RemoteAddr the client's IP.
+	Name, RemoteAddr string
+}
+
+// pushEvents returns the audit events of storing the manifest d under tag:
+// "manifest.push" if the manifest is new, and "tag.create" or "tag.move" if
+// the tag is among the changes.
+func (s *Service) pushEvents(actor *Actor, repo Repo, d string, isNew bool, tag string, changes []TagChange) []models.AuditEvent {
+	if actor == nil {
+		return nil
+	}
+	base := models.AuditEvent{Time: s.now(), Actor: actor.Name, RemoteAddr: actor.RemoteAddr,
+		AuthTenantID: repo.Account.AuthTenantID, AccountName: repo.Account.Name, Outcome: "success"}
+	var events []models.AuditEvent
+	if isNew {
+		e := base
+		e.Action, e.Target = "manifest.push", repo.FullName()+"@"+d
+		events = append(events, e)
+	}
+	for _, c := range changes {
+		if c.Tag != tag || tag == "" {
+			continue
+		}
+		e := base
+		e.Action, e.Target = "tag.create", repo.FullName()+":"+c.Tag
+		e.DetailsJSON = `{"digest":"` + d + `"}`
+		if c.Previous != "" {
+			e.Action = "tag.move"
+			e.DetailsJSON = `{"digest":"` + d + `","previous":"` + c.Previous + `"}`
+		}
+		events = append(events, e)
+	}
+	return events
 }
 
 // TagChange is a tag that a push created (Previous is "") or moved away
@@ -65,8 +106,10 @@ type TagChange struct {
 // PutManifest validates and stores a manifest under a tag or digest
 // reference, and points extraTags at it too (the tag query parameters of a
 // push by digest). contentType is the request's Content-Type header. Every
-// blob and child manifest it references must exist in the repository.
-func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, contentType string, content []byte, extraTags []string) (PushedManifest, error) {
+// blob and child manifest it references must exist in the repository. With
+// an actor, the audit events of the push are stored in the same
+// transactions as the push (and returned).
+func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, contentType string, content []byte, extraTags []string, actor *Actor) (PushedManifest, error) {
 	if len(content) > oci.MaxManifestSize {
 		return PushedManifest{}, fmt.Errorf("%w: manifests may be at most %d bytes", ErrManifestTooLarge, oci.MaxManifestSize)
 	}
@@ -169,7 +212,8 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 
 	// The content is committed with the manifest; its copy in the content
 	// storage follows in the background (see manifestcopies.go).
-	err = s.db.PutManifest(ctx, m, blobIDs, children, tag)
+	events := s.pushEvents(actor, repo, m.Digest, isNew, tag, tagChanges)
+	err = s.db.PutManifest(ctx, m, blobIDs, children, tag, events...)
 	if errors.Is(err, db.ErrReferenceMissing) {
 		return PushedManifest{}, fmt.Errorf("%w: a referenced manifest or blob is not known in repository %s", ErrManifestBlobUnknown, repo.FullName())
 	}
@@ -179,7 +223,8 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 	if isNew {
 		s.queueCopy(repo, m.Digest, content)
 	}
-	pushed := PushedManifest{Digest: d, MediaType: parsed.MediaType, Subject: m.SubjectDigest, New: isNew, TagChanges: tagChanges}
+	pushed := PushedManifest{Digest: d, MediaType: parsed.MediaType, Subject: m.SubjectDigest, New: isNew,
+		TagChanges: tagChanges, Events: events}
 	if tag != "" {
 		pushed.Tags = append(pushed.Tags, tag)
 	}
@@ -187,10 +232,12 @@ func (s *Service) PutManifest(ctx context.Context, repo Repo, reference, content
 		if t == tag {
 			continue
 		}
-		if err := s.db.PutManifest(ctx, m, blobIDs, children, t); err != nil {
+		tagEvents := s.pushEvents(actor, repo, m.Digest, false, t, tagChanges)
+		if err := s.db.PutManifest(ctx, m, blobIDs, children, t, tagEvents...); err != nil {
 			return PushedManifest{}, fmt.Errorf("tagging manifest: %w", err)
 		}
 		pushed.Tags = append(pushed.Tags, t)
+		pushed.Events = append(pushed.Events, tagEvents...)
 	}
 	return pushed, nil
 }

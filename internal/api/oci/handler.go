@@ -49,6 +49,22 @@ func New(d Deps) *Handler {
 		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL}
 }
 
+// actor returns who makes the request, for audit events stored by the
+// service (nil without a recorder: nothing is audited then).
+func (h *Handler) actor(r *http.Request, claims *auth.Claims) *registry.Actor {
+	if h.recorder == nil {
+		return nil
+	}
+	a := &registry.Actor{}
+	if claims != nil {
+		a.Name = claims.Subject
+	}
+	if ip := h.clientIP(r); ip != nil {
+		a.RemoteAddr = ip.String()
+	}
+	return a
+}
+
 // record writes the audit events of a request about a repository for the
 // token's subject, in one transaction.
 func (h *Handler) record(r *http.Request, claims *auth.Claims, repo registry.Repo, events ...models.AuditEvent) {

@@ -92,7 +92,8 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route, 
 		writeError(w, r, h.log, err)
 		return
 	}
-	pushed, err := h.svc.PutManifest(r.Context(), repo, rt.ref, r.Header.Get("Content-Type"), content, r.URL.Query()["tag"])
+	pushed, err := h.svc.PutManifest(r.Context(), repo, rt.ref, r.Header.Get("Content-Type"), content,
+		r.URL.Query()["tag"], h.actor(r, claims))
 	if err != nil {
 		if errors.Is(err, registry.ErrPolicyViolation) || errors.Is(err, registry.ErrQuotaExceeded) {
 			h.record(r, claims, repo, models.AuditEvent{Action: "manifest.push", Target: rt.repo + refSeparator(rt.ref) + rt.ref,
@@ -101,20 +102,10 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route, 
 		writeError(w, r, h.log, err)
 		return
 	}
-	events := make([]models.AuditEvent, 0, 1+len(pushed.TagChanges))
-	if pushed.New {
-		events = append(events, models.AuditEvent{Action: "manifest.push", Target: rt.repo + "@" + pushed.Digest.String()})
+	// The push's audit events were stored with it.
+	if h.recorder != nil {
+		h.recorder.Deliver(pushed.Events...)
 	}
-	for _, c := range pushed.TagChanges {
-		e := models.AuditEvent{Action: "tag.create", Target: rt.repo + ":" + c.Tag,
-			DetailsJSON: `{"digest":"` + pushed.Digest.String() + `"}`}
-		if c.Previous != "" {
-			e.Action = "tag.move"
-			e.DetailsJSON = `{"digest":"` + pushed.Digest.String() + `","previous":"` + c.Previous + `"}`
-		}
-		events = append(events, e)
-	}
-	h.record(r, claims, repo, events...)
 	h.metrics.Pushed.WithLabelValues("manifest").Inc()
 	hdr := w.Header()
 	hdr.Set("Location", "/v2/"+rt.repo+"/manifests/"+pushed.Digest.String())

@@ -325,9 +325,9 @@ func (c *Store) UnmountBlob(ctx context.Context, blobID, repoID int64) error {
 }
 
 // PutManifest implements db.Store and invalidates the repository.
-func (c *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, blobIDs []int64, childDigests []string, tag string) error {
+func (c *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, blobIDs []int64, childDigests []string, tag string, events ...models.AuditEvent) error {
 	defer c.InvalidateRepository(m.RepositoryID)
-	return c.Store.PutManifest(ctx, m, blobIDs, childDigests, tag)
+	return c.Store.PutManifest(ctx, m, blobIDs, childDigests, tag, events...)
 }
 
 // DeleteManifest implements db.Store and invalidates the repository.

@@ -375,3 +375,29 @@ func testManifestsInStorage(t *testing.T, s db.Store) {
 		t.Fatalf("marking nothing: %v, %v", missing, err)
 	}
 }
+
+// testPutManifestEvents: the audit events of a push are stored with it, and
+// not at all when the push fails.
+func testPutManifestEvents(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.account(t, "audited")
+	repo := f.repo(t, "audited", "app")
+	event := func(action string) models.AuditEvent {
+		return models.AuditEvent{Time: f.tick(), Actor: "pusher", Action: action, Target: "audited/app", Outcome: "success"}
+	}
+	broken := f.newManifest(repo, "broken")
+	err := s.PutManifest(ctx, broken, nil, []string{digestOf("missing child")}, "v0", event("manifest.push"))
+	wantErr(t, "PutManifest with a missing child", err, db.ErrReferenceMissing)
+	if got := listAudit(t, s, db.AuditFilter{Actor: "pusher"}); len(got) != 0 {
+		t.Fatalf("a failed push stored its events: %+v", got)
+	}
+	m := f.newManifest(repo, "fine")
+	if err := s.PutManifest(ctx, m, nil, nil, "v1", event("manifest.push"), event("tag.create")); err != nil {
+		t.Fatalf("PutManifest: %v", err)
+	}
+	got := listAudit(t, s, db.AuditFilter{Actor: "pusher"})
+	if len(got) != 2 || got[0].Action != "tag.create" || got[1].Action != "manifest.push" {
+		t.Fatalf("events of the push: %+v", got)
+	}
+}

@@ -41,6 +41,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"PutManifestErrors", testPutManifestErrors},
 		{"TagMove", testTagMove},
 		{"ManifestsInStorage", testManifestsInStorage},
+		{"PutManifestEvents", testPutManifestEvents},
 		{"RePutManifest", testRePutManifest},
 		{"DeleteManifest", testDeleteManifest},
 		{"DeleteManifestParent", testDeleteManifestParent},

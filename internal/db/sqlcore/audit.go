@@ -25,25 +25,28 @@ func (s *Store) RecordAuditEvents(ctx context.Context, events ...models.AuditEve
 	if len(events) == 0 {
 		return nil
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		for _, e := range events {
-			at := e.Time
-			if at.IsZero() {
-				at = s.now()
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO audit_events (time, actor, remote_addr, action,
-				auth_tenant_id, account_name, target, outcome, reason, details_json)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				toUnix(at), e.Actor, e.RemoteAddr, e.Action, e.AuthTenantID, e.AccountName, e.Target,
-				e.Outcome, e.Reason, e.DetailsJSON)
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.writeTx(ctx, func(tx *sql.Tx) error { return s.insertAuditEvents(ctx, tx, events) })
 	if err != nil {
-		return fmt.Errorf("record %d audit event(s), the first %q: %w", len(events), events[0].Action, s.mapErr(err, stmtWrite))
+		return fmt.Errorf("record %d audit event(s): %w", len(events), err)
+	}
+	return nil
+}
+
+// insertAuditEvents inserts events in a transaction; a zero Time means now.
+func (s *Store) insertAuditEvents(ctx context.Context, tx *sql.Tx, events []models.AuditEvent) error {
+	for _, e := range events {
+		at := e.Time
+		if at.IsZero() {
+			at = s.now()
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit_events (time, actor, remote_addr, action,
+			auth_tenant_id, account_name, target, outcome, reason, details_json)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			toUnix(at), e.Actor, e.RemoteAddr, e.Action, e.AuthTenantID, e.AccountName, e.Target,
+			e.Outcome, e.Reason, e.DetailsJSON)
+		if err != nil {
+			return fmt.Errorf("insert audit event %q: %w", e.Action, s.mapErr(err, stmtWrite))
+		}
 	}
 	return nil
 }

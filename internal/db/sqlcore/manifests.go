@@ -76,7 +76,7 @@ func (s *Store) GetTaggedManifest(ctx context.Context, repoID int64, tag string)
 // moves to another manifest, forgets its last pull. A manifest that is new in
 // the repository counts one manifest more in its tenant's usage, in the same
 // transaction.
-func (s *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, blobIDs []int64, childDigests []string, tag string) error {
+func (s *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, blobIDs []int64, childDigests []string, tag string, events ...models.AuditEvent) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO manifests (repo_id, digest, media_type, size_bytes,
 			pushed_at, last_pulled_at, subject_digest, artifact_type, annotations_json, labels_json)
@@ -110,6 +110,9 @@ func (s *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, b
 			if err != nil {
 				return fmt.Errorf("put tag %q: %w", tag, s.mapErr(err, stmtWrite))
 			}
+		}
+		if err := s.insertAuditEvents(ctx, tx, events); err != nil {
+			return err
 		}
 		if !isNew {
 			return nil
