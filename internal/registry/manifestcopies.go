@@ -107,11 +107,12 @@ func (s *Service) writeCopies(ctx context.Context, queue <-chan db.ManifestCopy)
 // written. A copy whose manifest was deleted meanwhile is removed again. It
 // returns how many copies it wrote.
 func (s *Service) storeCopies(ctx context.Context, copies []db.ManifestCopy) (int, error) {
+	writeErrs := s.writeCopyFiles(ctx, copies)
 	written := make([]db.ManifestKey, 0, len(copies))
 	var errs []error
-	for _, c := range copies {
-		if err := s.storage.WriteManifest(ctx, c.Storage, c.RepoName, c.Digest, c.Content); err != nil {
-			errs = append(errs, fmt.Errorf("writing copy of manifest %s: %w", c.Digest, err))
+	for i, c := range copies {
+		if writeErrs[i] != nil {
+			errs = append(errs, fmt.Errorf("writing copy of manifest %s: %w", c.Digest, writeErrs[i]))
 			continue
 		}
 		written = append(written, c.ManifestKey)
@@ -132,6 +133,23 @@ func (s *Service) storeCopies(ctx context.Context, copies []db.ManifestCopy) (in
 		}
 	}
 	return len(written) - len(missing), errors.Join(errs...)
+}
+
+// writeCopyFiles writes the copies into the content storage, in one batch
+// if the driver can.
+func (s *Service) writeCopyFiles(ctx context.Context, copies []db.ManifestCopy) []error {
+	if bw, ok := s.storage.(storage.ManifestBatchWriter); ok {
+		files := make([]storage.ManifestFile, len(copies))
+		for i, c := range copies {
+			files[i] = storage.ManifestFile{Ref: c.Storage, RepoName: c.RepoName, Digest: c.Digest, Content: c.Content}
+		}
+		return bw.WriteManifests(ctx, files)
+	}
+	errs := make([]error, len(copies))
+	for i, c := range copies {
+		errs[i] = s.storage.WriteManifest(ctx, c.Storage, c.RepoName, c.Digest, c.Content)
+	}
+	return errs
 }
 
 // StoreMissingManifestCopies writes the storage copies of up to limit

@@ -73,3 +73,19 @@ type StoredManifest struct {
 	RepoName string
 	Digest   string
 }
+
+// ManifestFile is one manifest for ManifestBatchWriter.WriteManifests.
+type ManifestFile struct {
+	Ref      models.StorageRef
+	RepoName string
+	Digest   string
+	Content  []byte
+}
+
+// ManifestBatchWriter is implemented by drivers that write many manifests
+// at once more cheaply than one by one.
+type ManifestBatchWriter interface {
+	// WriteManifests writes the files as WriteManifest would, each durable
+	// when the call returns; errs[i] is the outcome for files[i].
+	WriteManifests(ctx context.Context, files []ManifestFile) (errs []error)
+}

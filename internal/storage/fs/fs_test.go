@@ -382,3 +382,39 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestWriteManifests writes a batch across repositories, with one bad name:
+// every good file lands, the bad one alone fails.
+func TestWriteManifests(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	d := newDriver(t, root)
+	files := []storage.ManifestFile{
+		{Ref: ref, RepoName: "library/alpine", Digest: digest1, Content: []byte("one")},
+		{Ref: ref, RepoName: "library/alpine", Digest: digest2, Content: []byte("two")},
+		{Ref: ref, RepoName: "other", Digest: digest1, Content: []byte("three")},
+		{Ref: ref, RepoName: "../escape", Digest: digest1, Content: []byte("bad")},
+	}
+	errs := d.WriteManifests(t.Context(), files)
+	for i, err := range errs[:3] {
+		if err != nil {
+			t.Errorf("file %d: %v", i, err)
+		}
+	}
+	if !errors.Is(errs[3], storage.ErrInvalidName) {
+		t.Errorf("bad name: %v, want ErrInvalidName", errs[3])
+	}
+	for _, f := range files[:3] {
+		got, err := d.ReadManifest(t.Context(), f.Ref, f.RepoName, f.Digest)
+		if err != nil || string(got) != string(f.Content) {
+			t.Errorf("%s/%s: %q, %v", f.RepoName, f.Digest, got, err)
+		}
+	}
+	expectFiles(t, root, "tenant-1/", "tenant-1/alpha/", "tenant-1/alpha/m/", "tenant-1/alpha/m/library/",
+		"tenant-1/alpha/m/library/alpine/", "tenant-1/alpha/m/library/alpine/"+digest1,
+		"tenant-1/alpha/m/library/alpine/"+digest2, "tenant-1/alpha/m/other/", "tenant-1/alpha/m/other/"+digest1)
+	info, err := os.Stat(filepath.Join(root, "tenant-1", "alpha", "m", "other", digest1))
+	if err != nil || info.Mode().Perm()&0o400 == 0 || info.Mode().Perm()&0o022 != 0 {
+		t.Errorf("permissions of a manifest file: %v, %v", info, err)
+	}
+}

@@ -2,28 +2,84 @@ package fs
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"keppel/internal/models"
+	"keppel/internal/storage"
 )
 
 // WriteManifest implements storage.Driver. The content is written to a
-// temporary file in the target directory, synced, and renamed into place.
+// temporary file in the target directory, synced, and renamed into place;
+// then the directory is synced.
 func (d *Driver) WriteManifest(ctx context.Context, ref models.StorageRef, repoName, digest string, content []byte) error {
-	dir, path, err := d.manifestPath(ref, repoName, digest)
-	if err != nil {
-		return err
+	return d.WriteManifests(ctx, []storage.ManifestFile{{Ref: ref, RepoName: repoName, Digest: digest, Content: content}})[0]
+}
+
+// manifestWriters is how many files WriteManifests writes at once, so that
+// the file system can commit their syncs together.
+const manifestWriters = 8
+
+// WriteManifests implements storage.ManifestBatchWriter: it writes the files
+// as WriteManifest does, several at once, and syncs each directory once.
+func (d *Driver) WriteManifests(ctx context.Context, files []storage.ManifestFile) []error {
+	errs := make([]error, len(files))
+	dirs := make([]string, len(files))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, manifestWriters)
+	for i, f := range files {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			dirs[i], errs[i] = d.writeManifestFile(ctx, f)
+		})
 	}
-	what := fmt.Sprintf("write manifest %s of repository %s in %s", digest, repoName, describe(ref))
+	wg.Wait()
+
+	byDir := map[string][]int{}
+	for i, dir := range dirs {
+		if errs[i] == nil {
+			byDir[dir] = append(byDir[dir], i)
+		}
+	}
+	for dir, items := range byDir {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := syncDir(dir); err != nil {
+				for _, i := range items {
+					errs[i] = fmt.Errorf("%s: %w", describeManifest(files[i]), err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+func describeManifest(f storage.ManifestFile) string {
+	return fmt.Sprintf("write manifest %s of repository %s in %s", f.Digest, f.RepoName, describe(f.Ref))
+}
+
+// writeManifestFile writes one manifest through a synced temporary file and
+// renames it into place, creating its directory if needed. It returns the
+// directory, which the caller must sync.
+func (d *Driver) writeManifestFile(ctx context.Context, f storage.ManifestFile) (string, error) {
+	dir, path, err := d.manifestPath(f.Ref, f.RepoName, f.Digest)
+	if err != nil {
+		return "", err
+	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return "", fmt.Errorf("%s: %w", describeManifest(f), err)
 	}
 	for attempt := 1; ; attempt++ {
-		err = writeFileAtomic(dir, path, content)
+		err = writeFileSynced(dir, path, f.Content)
 		if err == nil || !errors.Is(err, iofs.ErrNotExist) || attempt == mkdirAttempts {
 			break
 		}
@@ -34,15 +90,15 @@ func (d *Driver) WriteManifest(ctx context.Context, ref models.StorageRef, repoN
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return "", fmt.Errorf("%s: %w", describeManifest(f), err)
 	}
-	return nil
+	return dir, nil
 }
 
-// writeFileAtomic replaces path with content through a synced temporary file
-// in dir and syncs dir.
-func writeFileAtomic(dir, path string, content []byte) (err error) {
-	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+// writeFileSynced replaces path with content through a synced temporary
+// file in dir. The caller syncs dir.
+func writeFileSynced(dir, path string, content []byte) (err error) {
+	tmp, err := createTemp(dir)
 	if err != nil {
 		return err
 	}
@@ -55,19 +111,27 @@ func writeFileAtomic(dir, path string, content []byte) (err error) {
 	if _, err := tmp.Write(content); err != nil {
 		return fmt.Errorf("write temporary file: %w", err)
 	}
-	if err := tmp.Chmod(filePerm); err != nil {
-		return fmt.Errorf("set permissions of temporary file: %w", err)
-	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("sync temporary file: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("close temporary file: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
+	return os.Rename(tmp.Name(), path)
+}
+
+// createTemp creates a new file with a random name in dir, with the
+// permissions of stored files (os.CreateTemp would need a chmod).
+func createTemp(dir string) (*os.File, error) {
+	var b [8]byte
+	for range 10 {
+		_, _ = rand.Read(b[:]) // never fails
+		f, err := os.OpenFile(filepath.Join(dir, tmpPrefix+hex.EncodeToString(b[:])), os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+		if !errors.Is(err, iofs.ErrExist) {
+			return f, err
+		}
 	}
-	return syncDir(dir)
+	return nil, fmt.Errorf("create temporary file in %s: %w", dir, iofs.ErrExist)
 }
 
 // ReadManifest implements storage.Driver.
