@@ -122,6 +122,10 @@ func Run(ctx context.Context, cfg Config, names []string) ([]Result, error) {
 		if err != nil {
 			return results, fmt.Errorf("%s: setup: %w", name, err)
 		}
+		if cfg.PID > 0 {
+			waited, settled := settle(ctx, cfg.PID)
+			progress(cfg, "%s: the server was idle after %s (settled: %v)", name, waited.Round(time.Millisecond), settled)
+		}
 		progress(cfg, "%s: running %d client(s) for up to %s or %d ops", name, clients, cfg.Duration, cfg.MaxOps)
 		r := measure(ctx, cfg, f, clients)
 		r.Scenario = name
@@ -263,4 +267,41 @@ func round(d time.Duration) string {
 	default:
 		return d.Round(time.Microsecond).String()
 	}
+}
+
+// Settling: before a timed run, wait until the server has finished what
+// the setup or an earlier scenario left it to do in the background (such
+// as writing the storage copies of pushed manifests), so that a scenario
+// neither pays for an earlier one's work nor leaves its own to the next.
+const (
+	settleWindow  = 250 * time.Millisecond
+	settleIdleCPU = 0.1 // at most this share of one core during a window
+	settleMax     = 30 * time.Second
+)
+
+// settle waits until the process pid used less than settleIdleCPU of a
+// core during a window, at most settleMax. It reports how long it waited and
+// whether the process became idle.
+func settle(ctx context.Context, pid int) (time.Duration, bool) {
+	start := time.Now()
+	prev, err := procCPUSeconds(pid)
+	if err != nil {
+		return 0, false
+	}
+	for time.Since(start) < settleMax {
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-time.After(settleWindow):
+		}
+		cur, err := procCPUSeconds(pid)
+		if err != nil {
+			return time.Since(start), false
+		}
+		if cur-prev <= settleIdleCPU*settleWindow.Seconds() {
+			return time.Since(start), true
+		}
+		prev = cur
+	}
+	return time.Since(start), false
 }
