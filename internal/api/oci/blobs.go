@@ -3,8 +3,10 @@ package oci
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"keppel/internal/auth"
 	"keppel/internal/errcode"
@@ -88,12 +90,46 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	defer rc.Close()
 	w.WriteHeader(status)
-	n, err := io.Copy(w, rc)
+	n, err := copyBlob(w, r, rc)
 	h.metrics.Pulled.WithLabelValues("blob").Inc()
 	h.metrics.PulledBytes.Add(float64(n))
 	if err != nil && r.Context().Err() == nil {
 		h.log.Warn("blob download interrupted", "digest", blob.Digest, "sent", n, "of", length, "error", err)
 	}
+}
+
+// blobBuffers hold blob content on its way to loopback clients.
+var blobBuffers = sync.Pool{New: func() any {
+	buf := make([]byte, 256<<10)
+	return &buf
+}}
+
+// copyBlob sends blob content. To a client on another host, it lets the
+// kernel send the file (sendfile, through the ResponseWriter's ReadFrom),
+// which saves a copy through user space on a network interface. To a client
+// on loopback (a local tool, or a reverse proxy on the same host), the
+// receiver's copy dominates, and copying through a pooled 256 KiB buffer
+// was measured about 1.4 times as fast as sendfile at the same CPU time
+// (docs/benchmarks.md).
+func copyBlob(w http.ResponseWriter, r *http.Request, rc io.Reader) (int64, error) {
+	if !fromLoopback(r) {
+		return io.Copy(w, rc)
+	}
+	bufp := blobBuffers.Get().(*[]byte)
+	defer blobBuffers.Put(bufp)
+	// The wrappers hide ReadFrom and WriteTo, which would bypass the buffer.
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{rc}, *bufp)
+}
+
+// fromLoopback reports whether the request's connection comes from a
+// loopback address.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func rangeMessage(err error) string {
