@@ -144,6 +144,12 @@ type Janitor struct {
 	AbandonedUploadAge time.Duration `yaml:"abandoned_upload_age"`
 	// ManagedAccountsFile declares accounts that the janitor reconciles.
 	ManagedAccountsFile string `yaml:"managed_accounts_file"`
+	// GCGracePeriod is how long a blob mount or blob stays after it was
+	// found unreferenced (docs/gc.md).
+	GCGracePeriod time.Duration `yaml:"gc_grace_period"`
+	// GCSweepInterval is how often each repository's mounts and each
+	// account's blobs are swept.
+	GCSweepInterval time.Duration `yaml:"gc_sweep_interval"`
 }
 
 // Default returns the configuration used when nothing is configured.
@@ -155,7 +161,7 @@ func Default() Config {
 		Auth:      Auth{TokenLifetime: time.Hour, Driver: "builtin"},
 		LogLevel:  "info",
 		LogFormat: "text",
-		Janitor:   Janitor{AbandonedUploadAge: 24 * time.Hour},
+		Janitor:   Janitor{AbandonedUploadAge: 24 * time.Hour, GCGracePeriod: 10 * time.Minute, GCSweepInterval: 5 * time.Minute},
 		Quota:     Quota{DefaultManifests: -1, DefaultBytes: -1},
 	}
 }
@@ -249,6 +255,8 @@ var envBindings = []envBinding{
 	{"KEPPEL_AUTH_OIDC_CLIENT_ID", str(func(c *Config) *string { return &c.Auth.OIDC.ClientID })},
 	{"KEPPEL_AUTH_OIDC_CLIENT_SECRET", str(func(c *Config) *string { return &c.Auth.OIDC.ClientSecret })},
 	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
+	{"KEPPEL_JANITOR_GC_GRACE_PERIOD", dur(func(c *Config) *time.Duration { return &c.Janitor.GCGracePeriod })},
+	{"KEPPEL_JANITOR_GC_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCSweepInterval })},
 	{"KEPPEL_MANAGED_ACCOUNTS_FILE", str(func(c *Config) *string { return &c.Janitor.ManagedAccountsFile })},
 	{"KEPPEL_JANITOR_EMBEDDED", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -361,6 +369,10 @@ func (c *Config) complete() error {
 	}
 	if c.Janitor.AbandonedUploadAge < time.Minute {
 		return fmt.Errorf("janitor.abandoned_upload_age (KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE) %s must be at least 1m", c.Janitor.AbandonedUploadAge)
+	}
+	if c.Janitor.GCGracePeriod < time.Second || c.Janitor.GCSweepInterval < time.Second {
+		return fmt.Errorf("janitor.gc_grace_period (KEPPEL_JANITOR_GC_GRACE_PERIOD) %s and janitor.gc_sweep_interval (KEPPEL_JANITOR_GC_SWEEP_INTERVAL) %s must be at least 1s",
+			c.Janitor.GCGracePeriod, c.Janitor.GCSweepInterval)
 	}
 	if c.Database.CacheMaxBytes < -1 {
 		return errors.New("database.cache_max_bytes (KEPPEL_DB_CACHE_MAX_BYTES) must be -1 (no cache), 0 (the default) or a number of bytes")

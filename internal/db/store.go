@@ -41,6 +41,7 @@ type Store interface {
 	ManifestStore
 	UserStore
 	TenancyStore
+	GCStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"keppel/internal/registry"
 )
 
@@ -27,8 +29,9 @@ type Job struct {
 
 // Janitor runs a set of jobs.
 type Janitor struct {
-	jobs []Job
-	log  *slog.Logger
+	jobs  []Job
+	log   *slog.Logger
+	tasks *prometheus.CounterVec
 }
 
 // Config holds the settings of the jobs.
@@ -39,6 +42,19 @@ type Config struct {
 	// every ManagedAccountsInterval.
 	ManagedAccountsFile     string
 	ManagedAccountsInterval time.Duration
+	// GCGracePeriod and GCSweepInterval configure the blob-mount and blob
+	// sweeps (registry.DefaultGCGracePeriod and DefaultGCSweepInterval if
+	// zero).
+	GCGracePeriod   time.Duration
+	GCSweepInterval time.Duration
+	// Registerer, if set, gets the metric keppel_janitor_tasks_total.
+	Registerer prometheus.Registerer
+}
+
+// pollInterval is how long a sweep job waits when nothing was due: a fifth
+// of the sweep interval, between 100 ms and a minute.
+func pollInterval(sweep time.Duration) time.Duration {
+	return min(max(sweep/5, 100*time.Millisecond), time.Minute)
 }
 
 // batchSize is how many items a job handles per run.
@@ -46,7 +62,35 @@ const batchSize = 100
 
 // New returns a janitor with the registry's jobs.
 func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
+	if cfg.GCGracePeriod <= 0 {
+		cfg.GCGracePeriod = registry.DefaultGCGracePeriod
+	}
+	if cfg.GCSweepInterval <= 0 {
+		cfg.GCSweepInterval = registry.DefaultGCSweepInterval
+	}
 	j := &Janitor{log: log, jobs: []Job{
+		{
+			Name:     "blob-mount-sweep",
+			Interval: pollInterval(cfg.GCSweepInterval),
+			Run: func(ctx context.Context) (bool, error) {
+				res, claimed, err := svc.SweepBlobMounts(ctx, cfg.GCGracePeriod, cfg.GCSweepInterval)
+				if res.Deleted > 0 {
+					log.Info("deleted unreferenced blob mounts", "repository_id", res.RepositoryID, "count", res.Deleted)
+				}
+				return claimed && err == nil, err
+			},
+		},
+		{
+			Name:     "blob-sweep",
+			Interval: pollInterval(cfg.GCSweepInterval),
+			Run: func(ctx context.Context) (bool, error) {
+				res, claimed, err := svc.SweepBlobs(ctx, cfg.GCGracePeriod, cfg.GCSweepInterval)
+				if len(res.Deleted) > 0 {
+					log.Info("deleted unmounted blobs", "account", res.Account.AccountName, "count", len(res.Deleted))
+				}
+				return claimed && err == nil, err
+			},
+		},
 		{
 			Name:     "abandoned-upload-cleanup",
 			Interval: time.Minute,
@@ -105,6 +149,13 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 			},
 		})
 	}
+	if cfg.Registerer != nil {
+		j.tasks = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keppel_janitor_tasks_total",
+			Help: "Runs of janitor jobs by outcome: done (did work), idle (nothing was due) or error.",
+		}, []string{"job", "outcome"})
+		cfg.Registerer.MustRegister(j.tasks)
+	}
 	return j
 }
 
@@ -135,14 +186,20 @@ func (j *Janitor) loop(ctx context.Context, job Job) {
 		case <-time.After(wait):
 		}
 		didWork, err := job.Run(ctx)
+		outcome := "idle"
 		switch {
 		case err != nil && ctx.Err() == nil:
 			j.log.Error("janitor job failed", "job", job.Name, "error", err)
 			wait = jitter(job.Interval)
+			outcome = "error"
 		case didWork:
 			wait = 0
+			outcome = "done"
 		default:
 			wait = jitter(job.Interval)
+		}
+		if j.tasks != nil && ctx.Err() == nil {
+			j.tasks.WithLabelValues(job.Name, outcome).Inc()
 		}
 	}
 }

@@ -53,7 +53,7 @@ func TestAbandonedUploadCleanup(t *testing.T) {
 	clock.Add(int64(2 * time.Hour / time.Second)) // old: 25h untouched, fresh: 2h
 
 	j := New(svc, Config{AbandonedUploadAge: 24 * time.Hour}, log)
-	job := j.Jobs()[0]
+	job := jobNamed(t, j, "abandoned-upload-cleanup")
 	didWork, err := job.Run(ctx)
 	if err != nil || didWork {
 		t.Fatalf("run: didWork=%v err=%v (a partial batch must not ask for another run)", didWork, err)

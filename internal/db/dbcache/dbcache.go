@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"keppel/internal/db"
 	"keppel/internal/models"
@@ -340,6 +341,16 @@ func (c *Store) DeleteManifest(ctx context.Context, repoID int64, digest string)
 func (c *Store) DeleteTag(ctx context.Context, repoID int64, name string) error {
 	defer c.InvalidateRepository(repoID)
 	return c.Store.DeleteTag(ctx, repoID, name)
+}
+
+// SweepBlobMounts implements db.Store and invalidates the swept
+// repository (its mounts may be gone).
+func (c *Store) SweepBlobMounts(ctx context.Context, now time.Time, grace time.Duration, next time.Time) (db.MountSweep, bool, error) {
+	res, claimed, err := c.Store.SweepBlobMounts(ctx, now, grace, next)
+	if claimed {
+		c.InvalidateRepository(res.RepositoryID)
+	}
+	return res, claimed, err
 }
 
 // RecordPulls implements db.Store and invalidates the repositories pulled

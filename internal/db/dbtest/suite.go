@@ -42,6 +42,8 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"TagMove", testTagMove},
 		{"ManifestsInStorage", testManifestsInStorage},
 		{"PutManifestEvents", testPutManifestEvents},
+		{"GCSweeps", testGCSweeps},
+		{"GCSweepProtections", testGCSweepProtections},
 		{"RePutManifest", testRePutManifest},
 		{"DeleteManifest", testDeleteManifest},
 		{"DeleteManifestParent", testDeleteManifestParent},

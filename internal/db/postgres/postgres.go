@@ -41,6 +41,7 @@ func dialect() sqlcore.Dialect {
 		Name:      "postgres",
 		Classify:  classify,
 		ForUpdate: " FOR UPDATE",
+		ClaimRow:  " FOR NO KEY UPDATE SKIP LOCKED",
 	}
 }
 

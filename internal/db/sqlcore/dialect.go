@@ -40,6 +40,12 @@ type Dialect struct {
 	// the selected rows until the transaction ends, e.g. " FOR UPDATE".
 	// Databases that serialize writes (SQLite) leave it empty.
 	ForUpdate string
+	// ClaimRow is appended to a SELECT that claims a row for a background
+	// job: a lock that leaves foreign-key checks of concurrent writers
+	// alone and skips rows that another job holds, e.g.
+	// " FOR NO KEY UPDATE SKIP LOCKED". Databases that serialize writes
+	// leave it empty.
+	ClaimRow string
 }
 
 // Option configures a Store.

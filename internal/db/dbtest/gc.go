@@ -1,0 +1,166 @@
+package dbtest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"keppel/internal/db"
+	"keppel/internal/models"
+)
+
+// sweepMounts runs SweepBlobMounts at now until it has swept repo (other
+// repositories of the store may be due first), with the next sweep due
+// at once.
+func sweepMounts(t *testing.T, s db.Store, repo models.Repository, now time.Time, grace time.Duration) db.MountSweep {
+	t.Helper()
+	for range 10 {
+		res, claimed, err := s.SweepBlobMounts(t.Context(), now, grace, now)
+		if err != nil {
+			t.Fatalf("SweepBlobMounts: %v", err)
+		}
+		if !claimed {
+			t.Fatal("SweepBlobMounts claimed nothing")
+		}
+		if res.RepositoryID == repo.ID {
+			return res
+		}
+	}
+	t.Fatalf("SweepBlobMounts never reached repository %d", repo.ID)
+	return db.MountSweep{}
+}
+
+// sweepBlobs is sweepMounts for the blobs of an account.
+func sweepBlobs(t *testing.T, s db.Store, account string, now time.Time, grace time.Duration) db.BlobSweep {
+	t.Helper()
+	for range 10 {
+		res, claimed, err := s.SweepBlobs(t.Context(), now, grace, now)
+		if err != nil {
+			t.Fatalf("SweepBlobs: %v", err)
+		}
+		if !claimed {
+			t.Fatal("SweepBlobs claimed nothing")
+		}
+		if res.Account.AccountName == account {
+			return res
+		}
+	}
+	t.Fatalf("SweepBlobs never reached account %s", account)
+	return db.BlobSweep{}
+}
+
+// testGCSweeps walks a blob through both sweeps: an unreferenced mount is
+// marked, survives until its mark expires, and is deleted; then the blob,
+// mounted nowhere, goes the same way, and its size leaves the usage.
+func testGCSweeps(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.accountIn(t, "gc", "tenant-gc")
+	repo := f.repo(t, "gc", "app")
+	used := f.blob(t, repo, "referenced layer")
+	loose := f.blob(t, repo, "unreferenced layer")
+	f.manifest(t, repo, "manifest", []models.Blob{used}, nil, "v1")
+	const grace = 10 * time.Minute
+	t0 := time.Unix(1_900_000_000, 0)
+
+	got := sweepMounts(t, s, repo, t0, grace)
+	wantEqual(t, "first mount sweep", got, db.MountSweep{RepositoryID: repo.ID, Marked: 1})
+	got = sweepMounts(t, s, repo, t0.Add(grace-time.Second), grace)
+	wantEqual(t, "before the mark expires", got, db.MountSweep{RepositoryID: repo.ID})
+	if _, err := s.GetBlobInRepository(ctx, repo.ID, loose.Digest); err != nil {
+		t.Fatalf("the mount is gone before its mark expired: %v", err)
+	}
+	got = sweepMounts(t, s, repo, t0.Add(grace), grace)
+	wantEqual(t, "when the mark expired", got, db.MountSweep{RepositoryID: repo.ID, Deleted: 1})
+	if _, err := s.GetBlobInRepository(ctx, repo.ID, loose.Digest); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("the expired mount is still there: %v", err)
+	}
+	if _, err := s.GetBlobInRepository(ctx, repo.ID, used.Digest); err != nil {
+		t.Fatalf("the referenced mount is gone: %v", err)
+	}
+
+	before, err := s.GetUsage(ctx, "tenant-gc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(grace)
+	blobs := sweepBlobs(t, s, "gc", t1, grace)
+	if blobs.Marked != 1 || len(blobs.Deleted) != 0 || blobs.Account.AuthTenantID != "tenant-gc" {
+		t.Fatalf("first blob sweep: %+v, want 1 marked", blobs)
+	}
+	if blobs = sweepBlobs(t, s, "gc", t1.Add(grace-time.Second), grace); blobs.Marked != 0 || len(blobs.Deleted) != 0 {
+		t.Fatalf("blob sweep before the mark expires: %+v", blobs)
+	}
+	blobs = sweepBlobs(t, s, "gc", t1.Add(grace), grace)
+	if len(blobs.Deleted) != 1 || blobs.Deleted[0].StorageID != loose.StorageID {
+		t.Fatalf("blob sweep when the mark expired: %+v, want %s deleted", blobs, loose.Digest)
+	}
+	if _, err := s.GetBlobInAccount(ctx, "gc", loose.Digest); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("the swept blob is still there: %v", err)
+	}
+	after, err := s.GetUsage(ctx, "tenant-gc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.SizeBytes-after.SizeBytes != loose.SizeBytes {
+		t.Fatalf("usage went from %d to %d bytes, want %d less", before.SizeBytes, after.SizeBytes, loose.SizeBytes)
+	}
+}
+
+// testGCSweepProtections: a mount that is used again loses its mark, and
+// no mount is deleted while an upload into the repository is active.
+func testGCSweepProtections(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.account(t, "gcp")
+	repo := f.repo(t, "gcp", "app")
+	a := f.blob(t, repo, "layer a")
+	b := f.blob(t, repo, "layer b")
+	const grace = time.Minute
+	t0 := time.Unix(1_900_000_000, 0)
+	if got := sweepMounts(t, s, repo, t0, grace); got.Marked != 2 {
+		t.Fatalf("first sweep: %+v, want 2 marked", got)
+	}
+
+	// a is referenced by a manifest pushed meanwhile: its mark goes.
+	f.manifest(t, repo, "uses a", []models.Blob{a}, nil, "")
+	if got := sweepMounts(t, s, repo, t0.Add(time.Second), grace); got.Unmarked != 1 {
+		t.Fatalf("sweep after a push: %+v, want 1 unmarked", got)
+	}
+
+	// An upload active within the grace period holds back deletions.
+	u := models.Upload{RepositoryID: repo.ID, UUID: "in-progress", StorageID: "s-in-progress",
+		DigestAlgorithm: "sha256", UpdatedAt: t0.Add(grace - time.Second)}
+	if err := s.CreateUpload(ctx, u); err != nil {
+		t.Fatalf("CreateUpload: %v", err)
+	}
+	got := sweepMounts(t, s, repo, t0.Add(grace), grace)
+	if !got.SkippedForActiveUploads || got.Deleted != 0 {
+		t.Fatalf("sweep during an upload: %+v, want nothing deleted", got)
+	}
+	if _, err := s.GetBlobInRepository(ctx, repo.ID, b.Digest); err != nil {
+		t.Fatalf("an expired mount was deleted during an upload: %v", err)
+	}
+	// Once the upload has been quiet for a grace period, it goes.
+	got = sweepMounts(t, s, repo, t0.Add(2*grace), grace)
+	if got.SkippedForActiveUploads || got.Deleted != 1 {
+		t.Fatalf("sweep after the upload went quiet: %+v, want 1 deleted", got)
+	}
+
+	// Sweeps are scheduled: with the next sweep due later, nothing is due.
+	if _, _, err := s.SweepBlobMounts(ctx, t0.Add(3*grace), grace, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		res, claimed, err := s.SweepBlobMounts(ctx, t0.Add(3*grace), grace, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !claimed {
+			return
+		}
+		if res.RepositoryID == repo.ID {
+			t.Fatalf("the repository was swept again before its next sweep was due")
+		}
+	}
+}

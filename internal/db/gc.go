@@ -1,0 +1,47 @@
+package db
+
+import (
+	"context"
+	"time"
+
+	"keppel/internal/models"
+)
+
+// GCStore runs the database side of garbage collection. Each sweep claims
+// the next repository or account whose sweep is due, sweeps it and
+// schedules its next sweep, all in one transaction: on PostgreSQL the claim
+// is a row lock taken with SKIP LOCKED, so that janitor processes running
+// at the same time sweep different rows; on SQLite the write transaction
+// excludes every other writer. Marks are deadlines: a row is marked with
+// can_be_deleted_at = now + grace and deleted by a later sweep that finds
+// it still unreferenced after that time (see docs/gc.md).
+type GCStore interface {
+	// SweepBlobMounts sweeps the next repository whose mount sweep is due
+	// at now. It deletes the mounts that no manifest references and whose
+	// mark has expired, unless an upload into the repository was active
+	// within the grace period (a push in progress); it marks the mounts
+	// that became unreferenced, and clears the marks of mounts that are
+	// referenced again. The repository's next sweep is due at next.
+	// claimed is false if no repository was due.
+	SweepBlobMounts(ctx context.Context, now time.Time, grace time.Duration, next time.Time) (res MountSweep, claimed bool, err error)
+	// SweepBlobs sweeps the next account whose blob sweep is due at now. It
+	// deletes the blobs that are mounted nowhere and whose mark has
+	// expired (taking their size off the tenant's usage), and marks the
+	// blobs that became unmounted. It returns the deleted blobs, whose
+	// content the caller removes from the storage.
+	SweepBlobs(ctx context.Context, now time.Time, grace time.Duration, next time.Time) (res BlobSweep, claimed bool, err error)
+}
+
+// MountSweep is what one SweepBlobMounts did.
+type MountSweep struct {
+	RepositoryID              int64
+	Marked, Unmarked, Deleted int
+	SkippedForActiveUploads   bool
+}
+
+// BlobSweep is what one SweepBlobs did.
+type BlobSweep struct {
+	Account models.StorageRef
+	Marked  int
+	Deleted []models.Blob
+}
