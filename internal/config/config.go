@@ -150,6 +150,9 @@ type Janitor struct {
 	// GCSweepInterval is how often each repository's mounts and each
 	// account's blobs are swept.
 	GCSweepInterval time.Duration `yaml:"gc_sweep_interval"`
+	// StorageSweepInterval is how often each account's storage is compared
+	// with the database.
+	StorageSweepInterval time.Duration `yaml:"storage_sweep_interval"`
 }
 
 // Default returns the configuration used when nothing is configured.
@@ -161,8 +164,9 @@ func Default() Config {
 		Auth:      Auth{TokenLifetime: time.Hour, Driver: "builtin"},
 		LogLevel:  "info",
 		LogFormat: "text",
-		Janitor:   Janitor{AbandonedUploadAge: 24 * time.Hour, GCGracePeriod: 10 * time.Minute, GCSweepInterval: 5 * time.Minute},
-		Quota:     Quota{DefaultManifests: -1, DefaultBytes: -1},
+		Janitor: Janitor{AbandonedUploadAge: 24 * time.Hour, GCGracePeriod: 10 * time.Minute, GCSweepInterval: 5 * time.Minute,
+			StorageSweepInterval: time.Hour},
+		Quota: Quota{DefaultManifests: -1, DefaultBytes: -1},
 	}
 }
 
@@ -257,6 +261,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
 	{"KEPPEL_JANITOR_GC_GRACE_PERIOD", dur(func(c *Config) *time.Duration { return &c.Janitor.GCGracePeriod })},
 	{"KEPPEL_JANITOR_GC_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCSweepInterval })},
+	{"KEPPEL_JANITOR_STORAGE_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.StorageSweepInterval })},
 	{"KEPPEL_MANAGED_ACCOUNTS_FILE", str(func(c *Config) *string { return &c.Janitor.ManagedAccountsFile })},
 	{"KEPPEL_JANITOR_EMBEDDED", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -369,6 +374,9 @@ func (c *Config) complete() error {
 	}
 	if c.Janitor.AbandonedUploadAge < time.Minute {
 		return fmt.Errorf("janitor.abandoned_upload_age (KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE) %s must be at least 1m", c.Janitor.AbandonedUploadAge)
+	}
+	if c.Janitor.StorageSweepInterval < time.Second {
+		return fmt.Errorf("janitor.storage_sweep_interval (KEPPEL_JANITOR_STORAGE_SWEEP_INTERVAL) %s must be at least 1s", c.Janitor.StorageSweepInterval)
 	}
 	if c.Janitor.GCGracePeriod < time.Second || c.Janitor.GCSweepInterval < time.Second {
 		return fmt.Errorf("janitor.gc_grace_period (KEPPEL_JANITOR_GC_GRACE_PERIOD) %s and janitor.gc_sweep_interval (KEPPEL_JANITOR_GC_SWEEP_INTERVAL) %s must be at least 1s",

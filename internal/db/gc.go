@@ -30,7 +30,29 @@ type GCStore interface {
 	// blobs that became unmounted. It returns the deleted blobs, whose
 	// content the caller removes from the storage.
 	SweepBlobs(ctx context.Context, now time.Time, grace time.Duration, next time.Time) (res BlobSweep, claimed bool, err error)
+	// ClaimStorageSweep claims the next account whose storage sweep is due
+	// at now and schedules its next one at next. claimed is false if none
+	// was due.
+	ClaimStorageSweep(ctx context.Context, now, next time.Time) (account models.StorageRef, claimed bool, err error)
+	// ReconcileUnknownObjects compares the objects found in the account's
+	// storage with what the database knows: finished blobs by storage ID,
+	// manifests by repository and digest. It remembers the unknown ones,
+	// with the deadline now + grace when first seen, and forgets those that
+	// are known or gone. It returns (and forgets) the unknown ones whose
+	// deadline has passed; the caller deletes them from the storage.
+	ReconcileUnknownObjects(ctx context.Context, account string, found []StorageObject, now time.Time, grace time.Duration) (expired []StorageObject, err error)
 }
+
+// StorageObject is an object in an account's storage: a blob (StorageID)
+// or a manifest copy (RepoName and Digest).
+type StorageObject struct {
+	StorageID string
+	RepoName  string
+	Digest    string
+}
+
+// IsBlob tells a blob from a manifest copy.
+func (o StorageObject) IsBlob() bool { return o.StorageID != "" }
 
 // MountSweep is what one SweepBlobMounts did.
 type MountSweep struct {

@@ -47,6 +47,9 @@ type Config struct {
 	// zero).
 	GCGracePeriod   time.Duration
 	GCSweepInterval time.Duration
+	// StorageSweepInterval is how often each account's storage is compared
+	// with the database (registry.DefaultStorageSweepInterval if zero).
+	StorageSweepInterval time.Duration
 	// Registerer, if set, gets the metric keppel_janitor_tasks_total.
 	Registerer prometheus.Registerer
 }
@@ -68,6 +71,9 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 	if cfg.GCSweepInterval <= 0 {
 		cfg.GCSweepInterval = registry.DefaultGCSweepInterval
 	}
+	if cfg.StorageSweepInterval <= 0 {
+		cfg.StorageSweepInterval = registry.DefaultStorageSweepInterval
+	}
 	j := &Janitor{log: log, jobs: []Job{
 		{
 			Name:     "blob-mount-sweep",
@@ -76,6 +82,18 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 				res, claimed, err := svc.SweepBlobMounts(ctx, cfg.GCGracePeriod, cfg.GCSweepInterval)
 				if res.Deleted > 0 {
 					log.Info("deleted unreferenced blob mounts", "repository_id", res.RepositoryID, "count", res.Deleted)
+				}
+				return claimed && err == nil, err
+			},
+		},
+		{
+			Name:     "storage-sweep",
+			Interval: pollInterval(cfg.StorageSweepInterval),
+			Run: func(ctx context.Context) (bool, error) {
+				res, claimed, err := svc.SweepStorage(ctx, cfg.GCGracePeriod, cfg.StorageSweepInterval)
+				if len(res.Deleted) > 0 {
+					log.Info("deleted objects unknown to the database from the storage",
+						"account", res.Account.AccountName, "count", len(res.Deleted))
 				}
 				return claimed && err == nil, err
 			},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"keppel/internal/db"
+	"keppel/internal/models"
 	"keppel/internal/storage"
 )
 
@@ -48,4 +49,62 @@ func (s *Service) SweepBlobs(ctx context.Context, grace, interval time.Duration)
 		}
 	}
 	return res, claimed, errors.Join(errs...)
+}
+
+// DefaultStorageSweepInterval is how often each account's storage is
+// compared with the database.
+const DefaultStorageSweepInterval = time.Hour
+
+// StorageSweep is what one SweepStorage did.
+type StorageSweep struct {
+	Account models.StorageRef
+	// Found counts the objects in the account's storage; Deleted those
+	// that the database had not known for a grace period.
+	Found   int
+	Deleted []db.StorageObject
+}
+
+// SweepStorage compares the storage of the next account that is due with
+// the database and deletes the objects that the database has not known for
+// a grace period (left behind by crashes between a row's delete and its
+// content's, for instance). claimed is false if no account was due.
+func (s *Service) SweepStorage(ctx context.Context, grace, interval time.Duration) (res StorageSweep, claimed bool, err error) {
+	now := s.now()
+	ref, claimed, err := s.db.ClaimStorageSweep(ctx, now, now.Add(spread(interval)))
+	if err != nil || !claimed {
+		return res, claimed, err
+	}
+	res.Account = ref
+	blobs, manifests, err := s.storage.ListStorageContents(ctx, ref)
+	if err != nil {
+		return res, true, fmt.Errorf("listing storage of account %s: %w", ref.AccountName, err)
+	}
+	found := make([]db.StorageObject, 0, len(blobs)+len(manifests))
+	for _, b := range blobs {
+		found = append(found, db.StorageObject{StorageID: b.StorageID})
+	}
+	for _, m := range manifests {
+		found = append(found, db.StorageObject{RepoName: m.RepoName, Digest: m.Digest})
+	}
+	res.Found = len(found)
+	// The database is asked after the listing: what was committed before
+	// an object was listed is known.
+	expired, err := s.db.ReconcileUnknownObjects(ctx, ref.AccountName, found, s.now(), grace)
+	if err != nil {
+		return res, true, err
+	}
+	var errs []error
+	for _, o := range expired {
+		if o.IsBlob() {
+			err = s.storage.DeleteBlob(ctx, ref, o.StorageID)
+		} else {
+			err = s.storage.DeleteManifest(ctx, ref, o.RepoName, o.Digest)
+		}
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("deleting unknown object %+v: %w", o, err))
+			continue
+		}
+		res.Deleted = append(res.Deleted, o)
+	}
+	return res, true, errors.Join(errs...)
 }

@@ -181,11 +181,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	})
 	s := &Server{cfg: cfg, log: log, store: store, svc: svc, stopCopies: svc.StartManifestCopies()}
 	jan := janitor.New(svc, janitor.Config{
-		AbandonedUploadAge:  cfg.Janitor.AbandonedUploadAge,
-		GCGracePeriod:       cfg.Janitor.GCGracePeriod,
-		GCSweepInterval:     cfg.Janitor.GCSweepInterval,
-		Registerer:          reg,
-		ManagedAccountsFile: cfg.Janitor.ManagedAccountsFile,
+		AbandonedUploadAge:   cfg.Janitor.AbandonedUploadAge,
+		GCGracePeriod:        cfg.Janitor.GCGracePeriod,
+		GCSweepInterval:      cfg.Janitor.GCSweepInterval,
+		StorageSweepInterval: cfg.Janitor.StorageSweepInterval,
+		Registerer:           reg,
+		ManagedAccountsFile:  cfg.Janitor.ManagedAccountsFile,
 	}, log.With("component", "janitor"))
 	s.handler, s.janitor, s.recorder, s.AdminPasswordGenerated = root, jan, recorder, generated
 	return s, nil

@@ -311,7 +311,7 @@ var (
 		"ListReferrers", "ListManifestsNotInStorage", "MarkManifestsInStorage", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
 		"ListRepositoryStats", "ListManifestInfos", "GetTag", "ListTagsOfManifest", "ListUsers", "DeleteUser",
 		"SetRole", "ListRoles", "ListTenantMembers", "CreateAPIKey", "GetAPIKey", "ListAPIKeys", "RevokeAPIKey",
-		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "RecordAuditEvents", "ListAuditEvents"}
+		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "ClaimStorageSweep", "ReconcileUnknownObjects", "RecordAuditEvents", "ListAuditEvents"}
 )
 
 func TestMethodClassification(t *testing.T) {

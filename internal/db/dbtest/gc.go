@@ -164,3 +164,56 @@ func testGCSweepProtections(t *testing.T, s db.Store) {
 		}
 	}
 }
+
+// testReconcileUnknownObjects: objects the database does not know are
+// returned for deletion only when they were unknown for a grace period;
+// known and vanished objects are forgotten.
+func testReconcileUnknownObjects(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.account(t, "sweep")
+	repo := f.repo(t, "sweep", "app")
+	b := f.blob(t, repo, "known layer")
+	m := f.manifest(t, repo, "known manifest", []models.Blob{b}, nil, "v1")
+	knownBlob := db.StorageObject{StorageID: b.StorageID}
+	knownManifest := db.StorageObject{RepoName: "app", Digest: m.Digest}
+	orphan := db.StorageObject{StorageID: "orphan"}
+	orphanCopy := db.StorageObject{RepoName: "app", Digest: digestOf("deleted manifest")}
+	late := db.StorageObject{StorageID: "committed-late"}
+	const grace = time.Minute
+	t0 := time.Unix(1_900_000_000, 0)
+
+	reconcile := func(at time.Time, found ...db.StorageObject) []db.StorageObject {
+		t.Helper()
+		expired, err := s.ReconcileUnknownObjects(ctx, "sweep", found, at, grace)
+		if err != nil {
+			t.Fatalf("ReconcileUnknownObjects: %v", err)
+		}
+		return expired
+	}
+	all := []db.StorageObject{knownBlob, knownManifest, orphan, orphanCopy, late}
+	if got := reconcile(t0, all...); len(got) != 0 {
+		t.Fatalf("first sighting: %+v expired", got)
+	}
+	if got := reconcile(t0.Add(grace-time.Second), all...); len(got) != 0 {
+		t.Fatalf("before the deadline: %+v expired", got)
+	}
+	// "late" becomes known: an upload committed after its content was
+	// listed.
+	lateBlob := f.newBlob("sweep", "late layer")
+	lateBlob.StorageID = late.StorageID
+	if _, _, err := s.CreateBlobAndMount(ctx, lateBlob, repo.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := reconcile(t0.Add(grace), all...)
+	wantEqual(t, "expired at the deadline", got, []db.StorageObject{orphan, orphanCopy})
+	// Returned objects are forgotten: seen again, they start over.
+	if got := reconcile(t0.Add(grace), all...); len(got) != 0 {
+		t.Fatalf("right after expiring: %+v expired again", got)
+	}
+	// An object that vanished is forgotten too.
+	reconcile(t0.Add(grace + time.Second))
+	if got := reconcile(t0.Add(3*grace), orphan); len(got) != 0 {
+		t.Fatalf("an object that vanished and came back expired at once: %+v", got)
+	}
+}

@@ -44,6 +44,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"PutManifestEvents", testPutManifestEvents},
 		{"GCSweeps", testGCSweeps},
 		{"GCSweepProtections", testGCSweepProtections},
+		{"ReconcileUnknownObjects", testReconcileUnknownObjects},
 		{"RePutManifest", testRePutManifest},
 		{"DeleteManifest", testDeleteManifest},
 		{"DeleteManifestParent", testDeleteManifestParent},
