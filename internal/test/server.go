@@ -56,6 +56,8 @@ type Server struct {
 	Handler http.Handler
 	srv     *server.Server
 	http    *httptest.Server
+	// postgresURL is the database of a server on PostgreSQL.
+	postgresURL string
 }
 
 // NewServer starts a registry for the test on a random loopback port and
@@ -103,7 +105,8 @@ func NewServer(t testing.TB, opts Options) *Server {
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
-	s := &Server{URL: hs.URL, Host: ln.Addr().String(), DataDir: dataDir, Handler: srv.Handler(), srv: srv, http: hs}
+	s := &Server{URL: hs.URL, Host: ln.Addr().String(), DataDir: dataDir, Handler: srv.Handler(), srv: srv, http: hs,
+		postgresURL: cfg.Database.URL}
 	t.Cleanup(func() {
 		hs.Close()
 		srv.Close()
