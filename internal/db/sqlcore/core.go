@@ -19,6 +19,8 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
+	// claimHook is called after a sweep claimed its row (tests only).
+	claimHook func(table, key string)
 	// writeSem holds one token while a write runs, if the dialect
 	// serializes writes; it is nil otherwise.
 	writeSem chan struct{}
@@ -36,7 +38,7 @@ func New(sqlDB *sql.DB, d Dialect, opts ...Option) *Store {
 	if d.Classify == nil {
 		d.Classify = func(error) ErrorKind { return KindOther }
 	}
-	s := &Store{db: sqlDB, dialect: d, now: cfg.now}
+	s := &Store{db: sqlDB, dialect: d, now: cfg.now, claimHook: cfg.claimHook}
 	if d.SerializeWrites {
 		s.writeSem = make(chan struct{}, 1)
 	}

@@ -52,11 +52,19 @@ type Dialect struct {
 type Option func(*config)
 
 type config struct {
-	now func() time.Time
+	now       func() time.Time
+	claimHook func(table, key string)
 }
 
 // WithClock sets the clock that supplies CreatedAt for accounts and users
 // passed in with a zero CreatedAt. The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.now = now }
+}
+
+// WithClaimHook makes every garbage-collection sweep call hook right after
+// it claimed its row (table "repos" or "accounts", and the row's key),
+// inside the claiming transaction. Tests use it to hold claims open.
+func WithClaimHook(hook func(table, key string)) Option {
+	return func(c *config) { c.claimHook = hook }
 }

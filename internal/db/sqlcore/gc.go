@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"keppel/internal/db"
@@ -36,6 +37,7 @@ func (s *Store) SweepBlobMounts(ctx context.Context, now time.Time, grace time.D
 		}
 		claimed = true
 		repo := res.RepositoryID
+		s.claimed("repos", strconv.FormatInt(repo, 10))
 
 		n, err := execCount(ctx, tx, `UPDATE blob_mounts SET can_be_deleted_at = NULL
 			WHERE repo_id = $1 AND can_be_deleted_at IS NOT NULL AND `+referencedMount, repo)
@@ -105,6 +107,7 @@ func (s *Store) SweepBlobs(ctx context.Context, now time.Time, grace time.Durati
 		}
 		claimed = true
 		account := res.Account.AccountName
+		s.claimed("accounts", account)
 
 		// Blobs whose mark expired and that are still mounted nowhere.
 		// Their rows are locked first (on PostgreSQL), so that a mount
@@ -155,6 +158,13 @@ func (s *Store) SweepBlobs(ctx context.Context, now time.Time, grace time.Durati
 	return res, claimed, nil
 }
 
+// claimed calls the claim hook, if any.
+func (s *Store) claimed(table, key string) {
+	if s.claimHook != nil {
+		s.claimHook(table, key)
+	}
+}
+
 // execCount runs a statement and returns the number of rows it changed.
 func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int, error) {
 	res, err := tx.ExecContext(ctx, query, args...)
@@ -187,6 +197,7 @@ func (s *Store) ClaimStorageSweep(ctx context.Context, now, next time.Time) (mod
 			return fmt.Errorf("claim account: %w", err)
 		}
 		claimed = true
+		s.claimed("accounts", ref.AccountName)
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET next_storage_sweep_at = $2 WHERE name = $1`,
 			ref.AccountName, toUnix(next))
 		return err
