@@ -153,6 +153,9 @@ type Janitor struct {
 	// StorageSweepInterval is how often each account's storage is compared
 	// with the database.
 	StorageSweepInterval time.Duration `yaml:"storage_sweep_interval"`
+	// BlobRehashInterval is how often each blob's content is read back
+	// and hashed.
+	BlobRehashInterval time.Duration `yaml:"blob_rehash_interval"`
 }
 
 // Default returns the configuration used when nothing is configured.
@@ -165,7 +168,7 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		Janitor: Janitor{AbandonedUploadAge: 24 * time.Hour, GCGracePeriod: 10 * time.Minute, GCSweepInterval: 5 * time.Minute,
-			StorageSweepInterval: time.Hour},
+			StorageSweepInterval: time.Hour, BlobRehashInterval: 7 * 24 * time.Hour},
 		Quota: Quota{DefaultManifests: -1, DefaultBytes: -1},
 	}
 }
@@ -261,6 +264,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
 	{"KEPPEL_JANITOR_GC_GRACE_PERIOD", dur(func(c *Config) *time.Duration { return &c.Janitor.GCGracePeriod })},
 	{"KEPPEL_JANITOR_GC_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCSweepInterval })},
+	{"KEPPEL_JANITOR_BLOB_REHASH_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.BlobRehashInterval })},
 	{"KEPPEL_JANITOR_STORAGE_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.StorageSweepInterval })},
 	{"KEPPEL_MANAGED_ACCOUNTS_FILE", str(func(c *Config) *string { return &c.Janitor.ManagedAccountsFile })},
 	{"KEPPEL_JANITOR_EMBEDDED", func(c *Config, v string) error {
@@ -374,6 +378,9 @@ func (c *Config) complete() error {
 	}
 	if c.Janitor.AbandonedUploadAge < time.Minute {
 		return fmt.Errorf("janitor.abandoned_upload_age (KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE) %s must be at least 1m", c.Janitor.AbandonedUploadAge)
+	}
+	if c.Janitor.BlobRehashInterval < time.Second {
+		return fmt.Errorf("janitor.blob_rehash_interval (KEPPEL_JANITOR_BLOB_REHASH_INTERVAL) %s must be at least 1s", c.Janitor.BlobRehashInterval)
 	}
 	if c.Janitor.StorageSweepInterval < time.Second {
 		return fmt.Errorf("janitor.storage_sweep_interval (KEPPEL_JANITOR_STORAGE_SWEEP_INTERVAL) %s must be at least 1s", c.Janitor.StorageSweepInterval)

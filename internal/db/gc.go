@@ -41,6 +41,15 @@ type GCStore interface {
 	// are known or gone. It returns (and forgets) the unknown ones whose
 	// deadline has passed; the caller deletes them from the storage.
 	ReconcileUnknownObjects(ctx context.Context, account string, found []StorageObject, now time.Time, grace time.Duration) (expired []StorageObject, err error)
+	// ClaimBlobValidation claims the next blob whose re-hash is due at now
+	// (one interval after its push, then after each re-hash), sets its next
+	// re-hash to next, and returns it with its account's storage area.
+	// claimed is false if none was due.
+	ClaimBlobValidation(ctx context.Context, now time.Time, interval time.Duration, next time.Time) (b models.Blob, ref models.StorageRef, claimed bool, err error)
+	// RecordBlobValidation stores the result of a re-hash: why the content
+	// did not match its digest, or "" if it did. changed reports whether
+	// the blob's state changed.
+	RecordBlobValidation(ctx context.Context, blobID int64, at time.Time, validationError string) (changed bool, err error)
 }
 
 // StorageObject is an object in an account's storage: a blob (StorageID)

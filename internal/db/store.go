@@ -83,7 +83,9 @@ type BlobStore interface {
 	// CreateBlobAndMount stores a new blob and mounts it into the repository
 	// in one transaction. If the account already has a blob with the same
 	// digest, that blob is mounted instead and returned with created=false
-	// (the caller then removes its own copy of the content).
+	// (the caller then removes its own copy of the content), unless its
+	// stored content was found corrupt: then the new content replaces it,
+	// and created is true.
 	CreateBlobAndMount(ctx context.Context, b models.Blob, repoID int64) (blob models.Blob, created bool, err error)
 	// MountBlob mounts an existing blob into a repository (idempotent).
 	MountBlob(ctx context.Context, blobID, repoID int64) error

@@ -29,9 +29,10 @@ type Job struct {
 
 // Janitor runs a set of jobs.
 type Janitor struct {
-	jobs  []Job
-	log   *slog.Logger
-	tasks *prometheus.CounterVec
+	jobs        []Job
+	log         *slog.Logger
+	tasks       *prometheus.CounterVec
+	validations *prometheus.CounterVec
 }
 
 // Config holds the settings of the jobs.
@@ -50,7 +51,11 @@ type Config struct {
 	// StorageSweepInterval is how often each account's storage is compared
 	// with the database (registry.DefaultStorageSweepInterval if zero).
 	StorageSweepInterval time.Duration
-	// Registerer, if set, gets the metric keppel_janitor_tasks_total.
+	// BlobRehashInterval is how often each blob's content is re-hashed
+	// (registry.DefaultBlobRehashInterval if zero).
+	BlobRehashInterval time.Duration
+	// Registerer, if set, gets the metrics keppel_janitor_tasks_total and
+	// keppel_blob_validations_total.
 	Registerer prometheus.Registerer
 }
 
@@ -74,7 +79,26 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 	if cfg.StorageSweepInterval <= 0 {
 		cfg.StorageSweepInterval = registry.DefaultStorageSweepInterval
 	}
-	j := &Janitor{log: log, jobs: []Job{
+	if cfg.BlobRehashInterval <= 0 {
+		cfg.BlobRehashInterval = registry.DefaultBlobRehashInterval
+	}
+	j := &Janitor{log: log}
+	j.jobs = []Job{
+		{
+			Name:     "blob-rehash",
+			Interval: pollInterval(cfg.BlobRehashInterval),
+			Run: func(ctx context.Context) (bool, error) {
+				res, claimed, err := svc.RehashNextBlob(ctx, cfg.BlobRehashInterval)
+				if claimed && err == nil && j.validations != nil {
+					result := "ok"
+					if res.Error != "" {
+						result = "corrupt"
+					}
+					j.validations.WithLabelValues(result).Inc()
+				}
+				return claimed && err == nil, err
+			},
+		},
 		{
 			Name:     "blob-mount-sweep",
 			Interval: pollInterval(cfg.GCSweepInterval),
@@ -148,7 +172,7 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 				return progressed && err == nil, err
 			},
 		},
-	}}
+	}
 	if cfg.ManagedAccountsFile != "" {
 		r := &Reconciler{svc: svc, path: cfg.ManagedAccountsFile}
 		interval := cfg.ManagedAccountsInterval
@@ -172,7 +196,11 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 			Name: "keppel_janitor_tasks_total",
 			Help: "Runs of janitor jobs by outcome: done (did work), idle (nothing was due) or error.",
 		}, []string{"job", "outcome"})
-		cfg.Registerer.MustRegister(j.tasks)
+		j.validations = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keppel_blob_validations_total",
+			Help: "Re-hashes of blob content by result: ok, or corrupt (the content does not match the digest, or is missing).",
+		}, []string{"result"})
+		cfg.Registerer.MustRegister(j.tasks, j.validations)
 	}
 	return j
 }

@@ -70,6 +70,10 @@ type Blob struct {
 	// CanBeDeletedAt is set by garbage collection when the blob was found
 	// unreferenced; nil otherwise.
 	CanBeDeletedAt *time.Time
+	// ValidationError says why the stored content did not match the
+	// digest when it was last re-hashed ("" if it did, or was never
+	// re-hashed). Such a blob is not served.
+	ValidationError string
 }
 
 // Upload is a blob upload in progress. Its state lives in the metadata store so

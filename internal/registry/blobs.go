@@ -22,6 +22,10 @@ func (s *Service) StatBlob(ctx context.Context, repo Repo, d digest.Digest) (mod
 	if err != nil {
 		return models.Blob{}, fmt.Errorf("looking up blob: %w", err)
 	}
+	if b.ValidationError != "" {
+		return models.Blob{}, fmt.Errorf("%w: the stored content of blob %s in repository %s is corrupt (%s); push it again",
+			ErrBlobUnknown, d, repo.FullName(), b.ValidationError)
+	}
 	return b, nil
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"keppel/internal/db"
 	"keppel/internal/models"
@@ -107,4 +110,73 @@ func (s *Service) SweepStorage(ctx context.Context, grace, interval time.Duratio
 		res.Deleted = append(res.Deleted, o)
 	}
 	return res, true, errors.Join(errs...)
+}
+
+// DefaultBlobRehashInterval is how often each blob's content is read back
+// and hashed.
+const DefaultBlobRehashInterval = 7 * 24 * time.Hour
+
+// BlobRehash is what one RehashNextBlob did.
+type BlobRehash struct {
+	Blob models.Blob
+	// Error says why the content did not match ("" if it did).
+	Error string
+	// Changed is true if the blob's state changed with this result.
+	Changed bool
+}
+
+// RehashNextBlob reads back the content of the next blob whose re-hash is
+// due and compares it with the digest and size. A blob whose content does
+// not match (or is missing) is no longer served; a push of the same blob
+// replaces its content. claimed is false if no blob was due.
+func (s *Service) RehashNextBlob(ctx context.Context, interval time.Duration) (res BlobRehash, claimed bool, err error) {
+	now := s.now()
+	b, ref, claimed, err := s.db.ClaimBlobValidation(ctx, now, interval, now.Add(spread(interval)))
+	if err != nil || !claimed {
+		return res, claimed, err
+	}
+	res.Blob = b
+	res.Error, err = s.rehash(ctx, ref, b)
+	if err != nil {
+		return res, true, err
+	}
+	res.Changed, err = s.db.RecordBlobValidation(ctx, b.ID, s.now(), res.Error)
+	if err != nil {
+		return res, true, err
+	}
+	if res.Error != "" {
+		s.log.Error("blob content does not match its digest", "account", b.AccountName, "digest", b.Digest,
+			"storage_id", b.StorageID, "problem", res.Error)
+	}
+	return res, true, nil
+}
+
+// rehash returns why the stored content of b does not match it, or "".
+// An error means that the check itself failed (and says nothing about the
+// content).
+func (s *Service) rehash(ctx context.Context, ref models.StorageRef, b models.Blob) (string, error) {
+	d, err := digest.Parse(b.Digest)
+	if err != nil || !d.Algorithm().Available() {
+		return fmt.Sprintf("the digest %q cannot be checked", b.Digest), nil
+	}
+	rc, err := s.storage.ReadBlob(ctx, ref, b.StorageID, 0, -1)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "the content is missing from the storage", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading blob %s: %w", b.Digest, err)
+	}
+	defer rc.Close()
+	v := d.Verifier()
+	n, err := io.Copy(v, rc)
+	if err != nil {
+		return "", fmt.Errorf("reading blob %s: %w", b.Digest, err)
+	}
+	switch {
+	case n != b.SizeBytes:
+		return fmt.Sprintf("the content has %d bytes, not %d", n, b.SizeBytes), nil
+	case !v.Verified():
+		return "the content does not match the digest", nil
+	}
+	return "", nil
 }

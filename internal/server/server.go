@@ -185,6 +185,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		GCGracePeriod:        cfg.Janitor.GCGracePeriod,
 		GCSweepInterval:      cfg.Janitor.GCSweepInterval,
 		StorageSweepInterval: cfg.Janitor.StorageSweepInterval,
+		BlobRehashInterval:   cfg.Janitor.BlobRehashInterval,
 		Registerer:           reg,
 		ManagedAccountsFile:  cfg.Janitor.ManagedAccountsFile,
 	}, log.With("component", "janitor"))

@@ -353,6 +353,17 @@ func (c *Store) SweepBlobMounts(ctx context.Context, now time.Time, grace time.D
 	return res, claimed, err
 }
 
+// RecordBlobValidation implements db.Store; a blob whose state changed may
+// be cached in any repository that mounts it, so everything is forgotten
+// then (which is rare).
+func (c *Store) RecordBlobValidation(ctx context.Context, blobID int64, at time.Time, validationError string) (bool, error) {
+	changed, err := c.Store.RecordBlobValidation(ctx, blobID, at, validationError)
+	if changed || err != nil {
+		c.invalidateAll()
+	}
+	return changed, err
+}
+
 // RecordPulls implements db.Store and invalidates the repositories pulled
 // from (their manifests' last pull times changed).
 func (c *Store) RecordPulls(ctx context.Context, pulls []db.Pull) error {

@@ -217,3 +217,62 @@ func testReconcileUnknownObjects(t *testing.T, s db.Store) {
 		t.Fatalf("an object that vanished and came back expired at once: %+v", got)
 	}
 }
+
+// testBlobValidation: blobs come due for a re-hash one interval after
+// their push; a recorded error shows on the blob until a new upload of the
+// same digest replaces the content.
+func testBlobValidation(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.accountIn(t, "rehash", "tenant-r")
+	repo := f.repo(t, "rehash", "app")
+	b := f.blob(t, repo, "content to check")
+	const interval = time.Hour
+	claim := func(at time.Time) (models.Blob, models.StorageRef, bool) {
+		t.Helper()
+		for range 20 {
+			got, ref, claimed, err := s.ClaimBlobValidation(ctx, at, interval, at.Add(interval))
+			if err != nil {
+				t.Fatalf("ClaimBlobValidation: %v", err)
+			}
+			if !claimed || got.ID == b.ID {
+				return got, ref, claimed
+			}
+		}
+		t.Fatal("ClaimBlobValidation never reached the blob")
+		return models.Blob{}, models.StorageRef{}, false
+	}
+	if _, _, claimed := claim(b.PushedAt.Add(interval - time.Second)); claimed {
+		t.Fatal("a blob was due before one interval after its push")
+	}
+	got, ref, claimed := claim(b.PushedAt.Add(interval))
+	if !claimed || got.ID != b.ID || ref != (models.StorageRef{AuthTenantID: "tenant-r", AccountName: "rehash"}) {
+		t.Fatalf("claim: %+v in %+v (claimed %v)", got, ref, claimed)
+	}
+	if _, _, claimed := claim(b.PushedAt.Add(interval)); claimed {
+		t.Fatal("a claimed blob was claimed again before its next re-hash")
+	}
+
+	changed, err := s.RecordBlobValidation(ctx, b.ID, b.PushedAt.Add(interval), "the content does not match the digest")
+	if err != nil || !changed {
+		t.Fatalf("RecordBlobValidation: %v, %v", changed, err)
+	}
+	if changed, err := s.RecordBlobValidation(ctx, b.ID, b.PushedAt.Add(2*interval), "the content does not match the digest"); err != nil || changed {
+		t.Fatalf("recording the same result again: %v, %v", changed, err)
+	}
+	bad, err := s.GetBlobInRepository(ctx, repo.ID, b.Digest)
+	if err != nil || bad.ValidationError == "" {
+		t.Fatalf("the error does not show: %+v, %v", bad, err)
+	}
+
+	// A new upload of the digest replaces the content and clears the error.
+	again := f.newBlob("rehash", "content to check")
+	healed, created, err := s.CreateBlobAndMount(ctx, again, repo.ID)
+	if err != nil || !created || healed.ID != b.ID || healed.StorageID != again.StorageID || healed.ValidationError != "" {
+		t.Fatalf("CreateBlobAndMount over corrupt content: %+v, created %v, %v", healed, created, err)
+	}
+	usage, err := s.GetUsage(ctx, "tenant-r")
+	if err != nil || usage.SizeBytes != b.SizeBytes {
+		t.Fatalf("usage after the replacement: %+v, %v; want the blob counted once", usage, err)
+	}
+}

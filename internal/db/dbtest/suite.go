@@ -45,6 +45,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"GCSweeps", testGCSweeps},
 		{"GCSweepProtections", testGCSweepProtections},
 		{"ReconcileUnknownObjects", testReconcileUnknownObjects},
+		{"BlobValidation", testBlobValidation},
 		{"RePutManifest", testRePutManifest},
 		{"DeleteManifest", testDeleteManifest},
 		{"DeleteManifestParent", testDeleteManifestParent},

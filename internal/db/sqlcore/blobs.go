@@ -11,7 +11,7 @@ import (
 )
 
 const blobColumns = `b.id, b.account_name, b.digest, b.size_bytes, b.storage_id, b.media_type,
-	b.pushed_at, b.can_be_deleted_at`
+	b.pushed_at, b.can_be_deleted_at, b.validation_error`
 
 func scanBlob(row interface{ Scan(...any) error }) (models.Blob, error) {
 	var (
@@ -20,7 +20,7 @@ func scanBlob(row interface{ Scan(...any) error }) (models.Blob, error) {
 		canBeDeletedAt sql.NullInt64
 	)
 	err := row.Scan(&b.ID, &b.AccountName, &b.Digest, &b.SizeBytes, &b.StorageID, &b.MediaType,
-		&pushedAt, &canBeDeletedAt)
+		&pushedAt, &canBeDeletedAt, &b.ValidationError)
 	b.PushedAt = fromUnix(pushedAt)
 	b.CanBeDeletedAt = fromNullUnix(canBeDeletedAt)
 	return b, err
@@ -54,14 +54,16 @@ func (s *Store) GetBlobInAccount(ctx context.Context, accountName, digest string
 // CreateBlobAndMount implements db.BlobStore. The repository must belong to
 // the blob's account (ErrReferenceMissing otherwise). Mounting a blob clears
 // its garbage-collection marks, since it is in use again. A new blob adds its
-// size to its tenant's usage, in the same transaction.
+// size to its tenant's usage, in the same transaction. An existing blob
+// whose stored content was found corrupt takes the new content (and
+// created is true, as the caller's content is in use).
 func (s *Store) CreateBlobAndMount(ctx context.Context, b models.Blob, repoID int64) (models.Blob, bool, error) {
 	var (
-		result  models.Blob
-		created bool
+		result            models.Blob
+		created, replaced bool
 	)
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		created = false
+		created, replaced = false, false
 		if err := checkRepoAccount(ctx, tx, repoID, b.AccountName); err != nil {
 			return err
 		}
@@ -77,10 +79,21 @@ func (s *Store) CreateBlobAndMount(ctx context.Context, b models.Blob, repoID in
 			created = true
 		case errors.Is(err, sql.ErrNoRows):
 			// the account has this blob already: mount that one
-			err := tx.QueryRowContext(ctx, `SELECT id FROM blobs WHERE account_name = $1 AND digest = $2`,
-				b.AccountName, b.Digest).Scan(&id)
+			var validationError string
+			err := tx.QueryRowContext(ctx, `SELECT id, validation_error FROM blobs WHERE account_name = $1 AND digest = $2`,
+				b.AccountName, b.Digest).Scan(&id, &validationError)
 			if err != nil {
 				return fmt.Errorf("find existing blob: %w", err)
+			}
+			if validationError != "" {
+				// Its stored content is corrupt: the new content replaces
+				// it (the old becomes garbage for the storage sweep).
+				_, err := tx.ExecContext(ctx, `UPDATE blobs SET storage_id = $2, validation_error = '', validated_at = NULL
+					WHERE id = $1`, id, b.StorageID)
+				if err != nil {
+					return fmt.Errorf("replace corrupt content: %w", err)
+				}
+				replaced = true
 			}
 		default:
 			return fmt.Errorf("insert blob: %w", s.mapErr(err, stmtWrite))
@@ -101,7 +114,7 @@ func (s *Store) CreateBlobAndMount(ctx context.Context, b models.Blob, repoID in
 	if err != nil {
 		return models.Blob{}, false, fmt.Errorf("create blob %s in repository %d: %w", b.Digest, repoID, err)
 	}
-	return result, created, nil
+	return result, created || replaced, nil
 }
 
 // MountBlob implements db.BlobStore. The blob and the repository must exist

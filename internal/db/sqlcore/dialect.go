@@ -5,7 +5,10 @@
 // together with their migrations.
 package sqlcore
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // ErrorKind is the class of a driver error, as far as the store cares.
 type ErrorKind int
@@ -46,6 +49,15 @@ type Dialect struct {
 	// " FOR NO KEY UPDATE SKIP LOCKED". Databases that serialize writes
 	// leave it empty.
 	ClaimRow string
+}
+
+// ClaimRowOf is ClaimRow limited to the rows of one table of a join (given
+// by its alias), so that the tables joined for reading stay unlocked.
+func (d Dialect) ClaimRowOf(alias string) string {
+	if d.ClaimRow == "" {
+		return ""
+	}
+	return strings.Replace(d.ClaimRow, " SKIP LOCKED", " OF "+alias+" SKIP LOCKED", 1)
 }
 
 // Option configures a Store.

@@ -301,3 +301,70 @@ func collect(ctx context.Context, tx *sql.Tx, set map[string]bool, query string,
 	}
 	return rows.Err()
 }
+
+// ClaimBlobValidation implements db.GCStore.
+func (s *Store) ClaimBlobValidation(ctx context.Context, now time.Time, interval time.Duration, next time.Time) (models.Blob, models.StorageRef, bool, error) {
+	var (
+		b       models.Blob
+		ref     models.StorageRef
+		claimed bool
+	)
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		claimed = false
+		row := tx.QueryRowContext(ctx, `SELECT `+blobColumns+`, a.auth_tenant_id FROM blobs b
+			JOIN accounts a ON a.name = b.account_name
+			WHERE COALESCE(b.next_validation_at, b.pushed_at + $2) <= $1
+			ORDER BY COALESCE(b.next_validation_at, b.pushed_at + $2), b.id LIMIT 1`+s.dialect.ClaimRowOf("b"),
+			toUnix(now), int64(interval/time.Second))
+		var err error
+		b, err = scanBlob(scanWithTenant{row, &ref.AuthTenantID})
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("claim blob: %w", err)
+		}
+		claimed = true
+		ref.AccountName = b.AccountName
+		s.claimed("blobs", strconv.FormatInt(b.ID, 10))
+		_, err = tx.ExecContext(ctx, `UPDATE blobs SET next_validation_at = $2 WHERE id = $1`, b.ID, toUnix(next))
+		return err
+	})
+	if err != nil {
+		return models.Blob{}, models.StorageRef{}, false, fmt.Errorf("claim blob validation: %w", err)
+	}
+	return b, ref, claimed, nil
+}
+
+// scanWithTenant scans blobColumns followed by one more column.
+type scanWithTenant struct {
+	row    *sql.Row
+	tenant *string
+}
+
+func (s scanWithTenant) Scan(dest ...any) error {
+	return s.row.Scan(append(dest, s.tenant)...)
+}
+
+// RecordBlobValidation implements db.GCStore.
+func (s *Store) RecordBlobValidation(ctx context.Context, blobID int64, at time.Time, validationError string) (bool, error) {
+	var changed bool
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		var previous string
+		err := tx.QueryRowContext(ctx, `SELECT validation_error FROM blobs WHERE id = $1`+s.dialect.ForUpdate, blobID).Scan(&previous)
+		if errors.Is(err, sql.ErrNoRows) {
+			return db.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		changed = previous != validationError
+		_, err = tx.ExecContext(ctx, `UPDATE blobs SET validated_at = $2, validation_error = $3 WHERE id = $1`,
+			blobID, toUnix(at), validationError)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("record validation of blob %d: %w", blobID, err)
+	}
+	return changed, nil
+}
