@@ -14,7 +14,8 @@ var ErrInvalidPolicy = errors.New("invalid policy")
 // names the list, the position of the policy and the field, in the form of a
 // JSON path: `rbac_policies[1].match_cidr: "10.0.0.0/33" is not a valid CIDR`.
 type ValidationError struct {
-	// List is the JSON name of the policy list: "rbac_policies" or "tag_policies".
+	// List is the JSON name of the policy list: "rbac_policies",
+	// "tag_policies" or "gc_policies".
 	List string
 	// Index is the position of the offending policy in the list, counted
 	// from 0, or -1 if the error concerns the document as a whole (such as

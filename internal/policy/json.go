@@ -56,6 +56,27 @@ func MarshalTagPolicies(policies []TagPolicy) (string, error) {
 	return encode(norm)
 }
 
+// ParseGCPolicies decodes and validates the `gc_policies` JSON of an
+// account (a JSON array of [GCPolicy]). "" and "null" give an empty list.
+// Unknown fields and trailing data are refused. Every error is a
+// *ValidationError.
+func ParseGCPolicies(s string) ([]GCPolicy, error) {
+	var policies []GCPolicy
+	if err := decodeStrict(s, &policies); err != nil {
+		return nil, invalid(gcList, -1, "", "%s", err.Error())
+	}
+	return ValidateGCPolicies(policies)
+}
+
+// MarshalGCPolicies validates the policies and encodes them canonically.
+func MarshalGCPolicies(policies []GCPolicy) (string, error) {
+	norm, err := ValidateGCPolicies(policies)
+	if err != nil {
+		return "", err
+	}
+	return encode(norm)
+}
+
 // decodeStrict decodes one JSON value from s into v, refusing unknown fields
 // and trailing data. An empty (or all-whitespace) s leaves v untouched.
 func decodeStrict(s string, v any) error {

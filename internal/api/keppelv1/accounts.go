@@ -285,7 +285,7 @@ func (h *Handler) parseAccountSettings(req putAccountRequest) (models.Account, e
 	if a.TagPoliciesJSON, err = validateTagPolicies(req.Account.TagPolicies); err != nil {
 		return a, err
 	}
-	if a.GCPoliciesJSON, err = jsonArray("gc_policies", req.Account.GCPolicies); err != nil {
+	if a.GCPoliciesJSON, err = validateGCPolicies(req.Account.GCPolicies); err != nil {
 		return a, err
 	}
 	if a.PlatformFilterJSON, err = jsonArray("platform_filter", req.Account.PlatformFilter); err != nil {
