@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
-	"keppel/internal/db/sqlite"
 	"keppel/internal/registry"
 	"keppel/internal/storage"
 	"keppel/internal/storage/memory"
@@ -26,24 +21,9 @@ import (
 // period and be gone within an hour of the delete.
 func TestDeletedImageFreedWithinAnHour(t *testing.T) {
 	ctx := t.Context()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keppel.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	driver := memory.New()
-	var clock atomic.Int64
-	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
-	now := func() time.Time { return time.Unix(clock.Load(), 0) }
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := registry.New(store, driver, registry.WithClock(now), registry.WithLogger(log))
-	if _, _, err := svc.CreateAccount(ctx, "test", "tenant1"); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := svc.FindOrCreateRepository(ctx, "test/app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, driver, "app")
+	svc, clock, log, repo, now := env.svc, env.clock, env.log, env.repo, env.now
 
 	upload := func(content string) string {
 		t.Helper()

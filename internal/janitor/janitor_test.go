@@ -5,13 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"keppel/internal/db/sqlite"
 	"keppel/internal/registry"
 	"keppel/internal/storage"
 	"keppel/internal/storage/memory"
@@ -19,24 +17,9 @@ import (
 
 func TestAbandonedUploadCleanup(t *testing.T) {
 	ctx := t.Context()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keppel.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	driver := memory.New()
-	var clock atomic.Int64
-	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
-	now := func() time.Time { return time.Unix(clock.Load(), 0) }
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := registry.New(store, driver, registry.WithClock(now), registry.WithLogger(log))
-	if _, _, err := svc.CreateAccount(ctx, "test", "tenant1"); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := svc.FindOrCreateRepository(ctx, "test/repo")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, driver, "repo")
+	svc, clock, log, repo := env.svc, env.clock, env.log, env.repo
 
 	old, err := svc.StartUpload(ctx, repo)
 	if err != nil {

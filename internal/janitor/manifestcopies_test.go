@@ -3,14 +3,10 @@ package janitor
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"keppel/internal/db/sqlite"
 	"keppel/internal/models"
 	"keppel/internal/registry"
 	"keppel/internal/storage"
@@ -42,25 +38,10 @@ type copiesFixture struct {
 
 func newCopiesFixture(t *testing.T) *copiesFixture {
 	t.Helper()
-	ctx := t.Context()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keppel.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	f := &copiesFixture{driver: &hookedDriver{Driver: memory.New()}, clock: &atomic.Int64{}}
-	f.clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
-	now := func() time.Time { return time.Unix(f.clock.Load(), 0) }
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f.svc = registry.New(store, f.driver, registry.WithClock(now), registry.WithLogger(log))
-	if _, _, err := f.svc.CreateAccount(ctx, "test", "tenant1"); err != nil {
-		t.Fatal(err)
-	}
-	if f.repo, err = f.svc.FindOrCreateRepository(ctx, "test/repo"); err != nil {
-		t.Fatal(err)
-	}
-	f.job = jobNamed(t, New(f.svc, Config{AbandonedUploadAge: time.Hour}, log), "manifest-copies")
-	return f
+	driver := &hookedDriver{Driver: memory.New()}
+	env := newTestEnv(t, driver, "repo")
+	return &copiesFixture{svc: env.svc, driver: driver, repo: env.repo, clock: env.clock,
+		job: jobNamed(t, New(env.svc, Config{AbandonedUploadAge: time.Hour}, env.log), "manifest-copies")}
 }
 
 func (f *copiesFixture) push(t *testing.T, tag string) string {

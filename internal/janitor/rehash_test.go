@@ -3,18 +3,15 @@ package janitor
 import (
 	"errors"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"keppel/internal/db/sqlite"
 	"keppel/internal/registry"
 	"keppel/internal/storage/fs"
 )
@@ -25,27 +22,12 @@ import (
 func TestRehashFindsCorruptBlob(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "keppel.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	driver, err := fs.New(filepath.Join(dir, "storage"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var clock atomic.Int64
-	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
-	now := func() time.Time { return time.Unix(clock.Load(), 0) }
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := registry.New(store, driver, registry.WithClock(now), registry.WithLogger(log))
-	if _, _, err := svc.CreateAccount(ctx, "test", "tenant1"); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := svc.FindOrCreateRepository(ctx, "test/app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := newTestEnv(t, driver, "app")
+	svc, clock, log, repo := env.svc, env.clock, env.log, env.repo
 	content := "the layer's content"
 	d := digest.FromString(content)
 	push := func() {

@@ -9,44 +9,43 @@ import (
 	"keppel/internal/models"
 )
 
-// sweepMounts runs SweepBlobMounts at now until it has swept repo (other
-// repositories of the store may be due first), with the next sweep due
-// at once.
-func sweepMounts(t *testing.T, s db.Store, repo models.Repository, now time.Time, grace time.Duration) db.MountSweep {
+// sweepUntil runs a sweep until it has swept the row that target picks
+// (other rows of the store may be due first).
+func sweepUntil[T any](t *testing.T, what string, sweep func() (T, bool, error), target func(T) bool) T {
 	t.Helper()
 	for range 10 {
-		res, claimed, err := s.SweepBlobMounts(t.Context(), now, grace, now)
+		res, claimed, err := sweep()
 		if err != nil {
-			t.Fatalf("SweepBlobMounts: %v", err)
+			t.Fatalf("%s: %v", what, err)
 		}
 		if !claimed {
-			t.Fatal("SweepBlobMounts claimed nothing")
+			t.Fatalf("%s claimed nothing", what)
 		}
-		if res.RepositoryID == repo.ID {
+		if target(res) {
 			return res
 		}
 	}
-	t.Fatalf("SweepBlobMounts never reached repository %d", repo.ID)
-	return db.MountSweep{}
+	t.Fatalf("%s never reached its row", what)
+	var zero T
+	return zero
 }
 
-// sweepBlobs is sweepMounts for the blobs of an account.
+// sweepMounts sweeps the mounts of repo at now, with the next sweep due at
+// once.
+func sweepMounts(t *testing.T, s db.Store, repo models.Repository, now time.Time, grace time.Duration) db.MountSweep {
+	t.Helper()
+	return sweepUntil(t, "SweepBlobMounts",
+		func() (db.MountSweep, bool, error) { return s.SweepBlobMounts(t.Context(), now, grace, now) },
+		func(r db.MountSweep) bool { return r.RepositoryID == repo.ID })
+}
+
+// sweepBlobs sweeps the blobs of the account at now, with the next sweep
+// due at once.
 func sweepBlobs(t *testing.T, s db.Store, account string, now time.Time, grace time.Duration) db.BlobSweep {
 	t.Helper()
-	for range 10 {
-		res, claimed, err := s.SweepBlobs(t.Context(), now, grace, now)
-		if err != nil {
-			t.Fatalf("SweepBlobs: %v", err)
-		}
-		if !claimed {
-			t.Fatal("SweepBlobs claimed nothing")
-		}
-		if res.Account.AccountName == account {
-			return res
-		}
-	}
-	t.Fatalf("SweepBlobs never reached account %s", account)
-	return db.BlobSweep{}
+	return sweepUntil(t, "SweepBlobs",
+		func() (db.BlobSweep, bool, error) { return s.SweepBlobs(t.Context(), now, grace, now) },
+		func(r db.BlobSweep) bool { return r.Account.AccountName == account })
 }
 
 // testGCSweeps walks a blob through both sweeps: an unreferenced mount is

@@ -1,0 +1,48 @@
+package janitor
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"keppel/internal/db/sqlite"
+	"keppel/internal/registry"
+	"keppel/internal/storage"
+)
+
+// testEnv is a registry service on a fresh SQLite database with a
+// simulated clock, the account "test" (tenant "tenant1") and one of its
+// repositories.
+type testEnv struct {
+	svc   *registry.Service
+	clock *atomic.Int64 // Unix seconds
+	log   *slog.Logger
+	repo  registry.Repo
+}
+
+func newTestEnv(t *testing.T, driver storage.Driver, repoName string) testEnv {
+	t.Helper()
+	ctx := t.Context()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keppel.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e := testEnv{clock: &atomic.Int64{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	e.clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+	now := func() time.Time { return time.Unix(e.clock.Load(), 0) }
+	e.svc = registry.New(store, driver, registry.WithClock(now), registry.WithLogger(e.log))
+	if _, _, err := e.svc.CreateAccount(ctx, "test", "tenant1"); err != nil {
+		t.Fatal(err)
+	}
+	if e.repo, err = e.svc.FindOrCreateRepository(ctx, "test/"+repoName); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// now returns the simulated time.
+func (e testEnv) now() time.Time { return time.Unix(e.clock.Load(), 0) }
