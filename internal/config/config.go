@@ -156,6 +156,14 @@ type Janitor struct {
 	// BlobRehashInterval is how often each blob's content is read back
 	// and hashed.
 	BlobRehashInterval time.Duration `yaml:"blob_rehash_interval"`
+	// GCPolicyInterval is how often the GC policies of an account are
+	// applied to each of its repositories.
+	GCPolicyInterval time.Duration `yaml:"gc_policy_interval"`
+	// GCRecentPushProtection keeps GC policies from deleting manifests
+	// pushed more recently than this.
+	GCRecentPushProtection time.Duration `yaml:"gc_recent_push_protection"`
+	// GCPoliciesDryRun records what GC policies decide without deleting.
+	GCPoliciesDryRun bool `yaml:"gc_policies_dry_run"`
 }
 
 // Default returns the configuration used when nothing is configured.
@@ -168,7 +176,8 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		Janitor: Janitor{AbandonedUploadAge: 24 * time.Hour, GCGracePeriod: 10 * time.Minute, GCSweepInterval: 5 * time.Minute,
-			StorageSweepInterval: time.Hour, BlobRehashInterval: 7 * 24 * time.Hour},
+			StorageSweepInterval: time.Hour, BlobRehashInterval: 7 * 24 * time.Hour,
+			GCPolicyInterval: time.Hour, GCRecentPushProtection: time.Hour},
 		Quota: Quota{DefaultManifests: -1, DefaultBytes: -1},
 	}
 }
@@ -264,6 +273,16 @@ var envBindings = []envBinding{
 	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
 	{"KEPPEL_JANITOR_GC_GRACE_PERIOD", dur(func(c *Config) *time.Duration { return &c.Janitor.GCGracePeriod })},
 	{"KEPPEL_JANITOR_GC_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCSweepInterval })},
+	{"KEPPEL_JANITOR_GC_POLICY_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCPolicyInterval })},
+	{"KEPPEL_JANITOR_GC_RECENT_PUSH_PROTECTION", dur(func(c *Config) *time.Duration { return &c.Janitor.GCRecentPushProtection })},
+	{"KEPPEL_JANITOR_GC_POLICIES_DRY_RUN", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		c.Janitor.GCPoliciesDryRun = b
+		return nil
+	}},
 	{"KEPPEL_JANITOR_BLOB_REHASH_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.BlobRehashInterval })},
 	{"KEPPEL_JANITOR_STORAGE_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.StorageSweepInterval })},
 	{"KEPPEL_MANAGED_ACCOUNTS_FILE", str(func(c *Config) *string { return &c.Janitor.ManagedAccountsFile })},
@@ -378,6 +397,10 @@ func (c *Config) complete() error {
 	}
 	if c.Janitor.AbandonedUploadAge < time.Minute {
 		return fmt.Errorf("janitor.abandoned_upload_age (KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE) %s must be at least 1m", c.Janitor.AbandonedUploadAge)
+	}
+	if c.Janitor.GCPolicyInterval < time.Second || c.Janitor.GCRecentPushProtection < 0 {
+		return fmt.Errorf("janitor.gc_policy_interval (KEPPEL_JANITOR_GC_POLICY_INTERVAL) %s must be at least 1s, and janitor.gc_recent_push_protection (KEPPEL_JANITOR_GC_RECENT_PUSH_PROTECTION) %s not negative",
+			c.Janitor.GCPolicyInterval, c.Janitor.GCRecentPushProtection)
 	}
 	if c.Janitor.BlobRehashInterval < time.Second {
 		return fmt.Errorf("janitor.blob_rehash_interval (KEPPEL_JANITOR_BLOB_REHASH_INTERVAL) %s must be at least 1s", c.Janitor.BlobRehashInterval)

@@ -50,6 +50,28 @@ type GCStore interface {
 	// did not match its digest, or "" if it did. changed reports whether
 	// the blob's state changed.
 	RecordBlobValidation(ctx context.Context, blobID int64, at time.Time, validationError string) (changed bool, err error)
+	// ClaimGCPolicyRun claims the next repository whose GC policy run is
+	// due at now, in an account that has GC policies and is not being
+	// deleted, and schedules its next run at next.
+	ClaimGCPolicyRun(ctx context.Context, now, next time.Time) (repo models.Repository, claimed bool, err error)
+	// ListGCCandidates returns every manifest of the repository with what
+	// GC policies look at, ordered by digest.
+	ListGCCandidates(ctx context.Context, repoID int64) ([]GCCandidate, error)
+	// SetGCStatuses stores the GC status JSON of manifests of the
+	// repository (by digest; "" for none), writing only those that change.
+	SetGCStatuses(ctx context.Context, repoID int64, statuses map[string]string) error
+}
+
+// GCCandidate is a manifest as GC policies see it.
+type GCCandidate struct {
+	Digest       string
+	Tags         []string
+	PushedAt     time.Time
+	LastPulledAt time.Time // zero if never pulled
+	// IsChild is true if an index of the repository references the
+	// manifest; IsSubject if a manifest of the repository refers to it as
+	// its subject (a referrer).
+	IsChild, IsSubject bool
 }
 
 // StorageObject is an object in an account's storage: a blob (StorageID)

@@ -1,6 +1,7 @@
 package janitor
 
 import (
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"keppel/internal/db"
 	"keppel/internal/db/sqlite"
 	"keppel/internal/registry"
 	"keppel/internal/storage"
@@ -17,6 +19,7 @@ import (
 // simulated clock, the account "test" (tenant "tenant1") and one of its
 // repositories.
 type testEnv struct {
+	store db.Store
 	svc   *registry.Service
 	clock *atomic.Int64 // Unix seconds
 	log   *slog.Logger
@@ -31,7 +34,7 @@ func newTestEnv(t *testing.T, driver storage.Driver, repoName string) testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := testEnv{clock: &atomic.Int64{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	e := testEnv{store: store, clock: &atomic.Int64{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	e.clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
 	now := func() time.Time { return time.Unix(e.clock.Load(), 0) }
 	e.svc = registry.New(store, driver, registry.WithClock(now), registry.WithLogger(e.log))
@@ -46,3 +49,6 @@ func newTestEnv(t *testing.T, driver storage.Driver, repoName string) testEnv {
 
 // now returns the simulated time.
 func (e testEnv) now() time.Time { return time.Unix(e.clock.Load(), 0) }
+
+// sha256Sum returns the SHA-256 of s.
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }

@@ -54,6 +54,10 @@ type Config struct {
 	// BlobRehashInterval is how often each blob's content is re-hashed
 	// (registry.DefaultBlobRehashInterval if zero).
 	BlobRehashInterval time.Duration
+	// GCPolicies configures the application of GC policies (defaults from
+	// registry.DefaultGCPolicyInterval and DefaultGCRecentPushProtection
+	// for zero durations).
+	GCPolicies registry.GCPolicySettings
 	// Registerer, if set, gets the metrics keppel_janitor_tasks_total and
 	// keppel_blob_validations_total.
 	Registerer prometheus.Registerer
@@ -82,8 +86,26 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 	if cfg.BlobRehashInterval <= 0 {
 		cfg.BlobRehashInterval = registry.DefaultBlobRehashInterval
 	}
+	if cfg.GCPolicies.Interval <= 0 {
+		cfg.GCPolicies.Interval = registry.DefaultGCPolicyInterval
+	}
+	if cfg.GCPolicies.RecentPushProtection <= 0 {
+		cfg.GCPolicies.RecentPushProtection = registry.DefaultGCRecentPushProtection
+	}
 	j := &Janitor{log: log}
 	j.jobs = []Job{
+		{
+			Name:     "gc-policies",
+			Interval: pollInterval(cfg.GCPolicies.Interval),
+			Run: func(ctx context.Context) (bool, error) {
+				res, claimed, err := svc.ApplyGCPolicies(ctx, cfg.GCPolicies)
+				if len(res.Deleted) > 0 {
+					log.Info("GC policies deleted manifests", "repository", res.Repository.FullName(),
+						"count", len(res.Deleted), "dry_run", cfg.GCPolicies.DryRun)
+				}
+				return claimed && err == nil, err
+			},
+		},
 		{
 			Name:     "blob-rehash",
 			Interval: pollInterval(cfg.BlobRehashInterval),

@@ -110,6 +110,9 @@ type Manifest struct {
 	AnnotationsJSON string
 	// LabelsJSON holds the image configuration's labels as JSON ("" if none).
 	LabelsJSON string
+	// GCStatusJSON is what the account's GC policies decided for the
+	// manifest on the janitor's last run, as JSON ("" if nothing).
+	GCStatusJSON string
 }
 
 // ManifestWithContent is a manifest together with its raw bytes.

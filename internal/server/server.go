@@ -186,8 +186,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		GCSweepInterval:      cfg.Janitor.GCSweepInterval,
 		StorageSweepInterval: cfg.Janitor.StorageSweepInterval,
 		BlobRehashInterval:   cfg.Janitor.BlobRehashInterval,
-		Registerer:           reg,
-		ManagedAccountsFile:  cfg.Janitor.ManagedAccountsFile,
+		GCPolicies: registry.GCPolicySettings{Interval: cfg.Janitor.GCPolicyInterval,
+			RecentPushProtection: cfg.Janitor.GCRecentPushProtection, DryRun: cfg.Janitor.GCPoliciesDryRun},
+		Registerer:          reg,
+		ManagedAccountsFile: cfg.Janitor.ManagedAccountsFile,
 	}, log.With("component", "janitor"))
 	s.handler, s.janitor, s.recorder, s.AdminPasswordGenerated = root, jan, recorder, generated
 	return s, nil

@@ -160,7 +160,11 @@ type epManifest struct {
 	PushedAt            int64   `json:"pushed_at"`
 	LastPulledAt        *int64  `json:"last_pulled_at"`
 	VulnerabilityStatus *string `json:"vulnerability_status"`
-	Tags                []struct {
+	GCStatus            *struct {
+		Action string `json:"action"`
+		Reason string `json:"reason"`
+	} `json:"gc_status"`
+	Tags []struct {
 		Name     string `json:"name"`
 		PushedAt int64  `json:"pushed_at"`
 	} `json:"tags"`
@@ -245,6 +249,29 @@ func TestEndpointManifests(t *testing.T) {
 		}
 		if l, _ := list(t, f.admin, ""); len(l.Manifests) != 3 {
 			t.Errorf("admin sees %d manifests", len(l.Manifests))
+		}
+	})
+
+	t.Run("gc status", func(t *testing.T) {
+		repo, err := f.s.Store().GetRepository(t.Context(), "test", "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := `{"action":"protect","reason":"is referenced by an index"}`
+		if err := f.s.Store().SetGCStatuses(t.Context(), repo.ID, map[string]string{untagged.digest: status}); err != nil {
+			t.Fatal(err)
+		}
+		l, r := list(t, f.t1Viewer, "")
+		for _, m := range l.Manifests {
+			switch {
+			case m.Digest == untagged.digest && (m.GCStatus == nil || m.GCStatus.Action != "protect" || m.GCStatus.Reason != "is referenced by an index"):
+				t.Errorf("gc_status of %s: %s", m.Digest, r.Body)
+			case m.Digest != untagged.digest && m.GCStatus != nil:
+				t.Errorf("%s has a gc_status without a decision: %s", m.Digest, r.Body)
+			}
+		}
+		if err := f.s.Store().SetGCStatuses(t.Context(), repo.ID, map[string]string{untagged.digest: ""}); err != nil {
+			t.Fatal(err)
 		}
 	})
 

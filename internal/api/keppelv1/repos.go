@@ -166,6 +166,7 @@ type manifestJSON struct {
 	Labels              any       `json:"labels,omitempty"`
 	ArtifactType        string    `json:"artifact_type,omitempty"`
 	SubjectDigest       string    `json:"subject_digest,omitempty"`
+	GCStatus            any       `json:"gc_status,omitempty"`
 	VulnerabilityStatus string    `json:"vulnerability_status"`
 }
 
@@ -200,6 +201,9 @@ func (h *Handler) listManifests(w http.ResponseWriter, r *http.Request) {
 		}
 		if m.LabelsJSON != "" {
 			mj.Labels = rawOrNil(m.LabelsJSON)
+		}
+		if m.GCStatusJSON != "" {
+			mj.GCStatus = rawOrNil(m.GCStatusJSON)
 		}
 		for _, t := range m.Tags {
 			mj.Tags = append(mj.Tags, tagJSON{Name: t.Name, PushedAt: t.PushedAt.Unix(), LastPulledAt: unixOrNil(t.LastPulledAt)})

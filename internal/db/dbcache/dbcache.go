@@ -364,6 +364,12 @@ func (c *Store) RecordBlobValidation(ctx context.Context, blobID int64, at time.
 	return changed, err
 }
 
+// SetGCStatuses implements db.Store and invalidates the repository.
+func (c *Store) SetGCStatuses(ctx context.Context, repoID int64, statuses map[string]string) error {
+	defer c.InvalidateRepository(repoID)
+	return c.Store.SetGCStatuses(ctx, repoID, statuses)
+}
+
 // RecordPulls implements db.Store and invalidates the repositories pulled
 // from (their manifests' last pull times changed).
 func (c *Store) RecordPulls(ctx context.Context, pulls []db.Pull) error {

@@ -275,3 +275,67 @@ func testBlobValidation(t *testing.T, s db.Store) {
 		t.Fatalf("usage after the replacement: %+v, %v; want the blob counted once", usage, err)
 	}
 }
+
+// testGCPolicyRows: runs are claimed only in accounts with GC policies;
+// candidates carry their tags and whether an index or a referrer points at
+// them; statuses are stored.
+func testGCPolicyRows(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.account(t, "nogc")
+	f.repo(t, "nogc", "app")
+	acct := f.account(t, "withgc")
+	repo := f.repo(t, "withgc", "app")
+	child := f.manifest(t, repo, "child", nil, nil, "")
+	index := f.manifest(t, repo, "index", nil, []string{child.Digest}, "v1")
+	referrer := f.newManifest(repo, "referrer")
+	referrer.SubjectDigest = index.Digest
+	if err := s.PutManifest(ctx, referrer, nil, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_900_000_000, 0)
+	if _, claimed, err := s.ClaimGCPolicyRun(ctx, now, now.Add(time.Hour)); err != nil || claimed {
+		t.Fatalf("claimed a run without GC policies: %v, %v", claimed, err)
+	}
+	acct.GCPoliciesJSON = `[{"match_repository":".*","action":"protect"}]`
+	if err := s.UpdateAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	got, claimed, err := s.ClaimGCPolicyRun(ctx, now, now.Add(time.Hour))
+	if err != nil || !claimed || got.ID != repo.ID {
+		t.Fatalf("ClaimGCPolicyRun = %+v, %v, %v; want %d", got, claimed, err, repo.ID)
+	}
+	if _, claimed, err := s.ClaimGCPolicyRun(ctx, now, now.Add(time.Hour)); err != nil || claimed {
+		t.Fatalf("claimed again before the next run: %v, %v", claimed, err)
+	}
+
+	candidates, err := s.ListGCCandidates(ctx, repo.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDigest := map[string]db.GCCandidate{}
+	for _, c := range candidates {
+		byDigest[c.Digest] = c
+	}
+	if c := byDigest[child.Digest]; !c.IsChild || c.IsSubject || len(c.Tags) != 0 {
+		t.Errorf("child: %+v", c)
+	}
+	if c := byDigest[index.Digest]; c.IsChild || !c.IsSubject || len(c.Tags) != 1 || c.Tags[0] != "v1" || !c.PushedAt.Equal(index.PushedAt) {
+		t.Errorf("index: %+v", c)
+	}
+	if c := byDigest[referrer.Digest]; c.IsChild || c.IsSubject || !c.LastPulledAt.IsZero() {
+		t.Errorf("referrer: %+v", c)
+	}
+	if len(candidates) != 3 {
+		t.Errorf("%d candidates, want 3", len(candidates))
+	}
+
+	status := `{"action":"protect","reason":"is referenced by an index"}`
+	if err := s.SetGCStatuses(ctx, repo.ID, map[string]string{child.Digest: status, index.Digest: ""}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetManifest(ctx, repo.ID, child.Digest)
+	if err != nil || m.GCStatusJSON != status {
+		t.Fatalf("stored status: %q, %v", m.GCStatusJSON, err)
+	}
+}

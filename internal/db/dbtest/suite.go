@@ -46,6 +46,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"GCSweepProtections", testGCSweepProtections},
 		{"ReconcileUnknownObjects", testReconcileUnknownObjects},
 		{"BlobValidation", testBlobValidation},
+		{"GCPolicyRows", testGCPolicyRows},
 		{"RePutManifest", testRePutManifest},
 		{"DeleteManifest", testDeleteManifest},
 		{"DeleteManifestParent", testDeleteManifestParent},
