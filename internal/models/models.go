@@ -221,4 +221,8 @@ type RepositoryStats struct {
 type ManifestInfo struct {
 	Manifest
 	Tags []Tag
+	// CorruptBlob names a blob of the manifest whose stored content a
+	// re-hash found corrupt, with the problem ("digest: problem"), or is
+	// "" if there is none.
+	CorruptBlob string
 }

@@ -160,6 +160,7 @@ type epManifest struct {
 	PushedAt            int64   `json:"pushed_at"`
 	LastPulledAt        *int64  `json:"last_pulled_at"`
 	VulnerabilityStatus *string `json:"vulnerability_status"`
+	ValidationError     string  `json:"validation_error_message"`
 	GCStatus            *struct {
 		Action string `json:"action"`
 		Reason string `json:"reason"`
@@ -272,6 +273,41 @@ func TestEndpointManifests(t *testing.T) {
 		}
 		if err := f.s.Store().SetGCStatuses(t.Context(), repo.ID, map[string]string{untagged.digest: ""}); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("corrupt blob", func(t *testing.T) {
+		var layer string
+		for d := range untagged.blobs {
+			layer = d
+		}
+		// A blob that only the untagged image has.
+		for _, other := range []epImage{v1, v2} {
+			if _, shared := other.blobs[layer]; shared {
+				t.Skip("the images share their blobs")
+			}
+		}
+		repo, err := f.s.Store().GetRepository(t.Context(), "test", "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := f.s.Store().GetBlobInRepository(t.Context(), repo.ID, layer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.Store().RecordBlobValidation(t.Context(), b.ID, time.Now(), "the content does not match the digest"); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = f.s.Store().RecordBlobValidation(t.Context(), b.ID, time.Now(), "") }()
+		l, r := list(t, f.t1Viewer, "")
+		for _, m := range l.Manifests {
+			want := ""
+			if m.Digest == untagged.digest {
+				want = "the stored content of blob " + layer + ": the content does not match the digest"
+			}
+			if m.ValidationError != want {
+				t.Errorf("%s: validation_error_message %q, want %q (%s)", m.Digest, m.ValidationError, want, r.Body)
+			}
 		}
 	})
 

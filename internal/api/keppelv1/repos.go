@@ -167,6 +167,7 @@ type manifestJSON struct {
 	ArtifactType        string    `json:"artifact_type,omitempty"`
 	SubjectDigest       string    `json:"subject_digest,omitempty"`
 	GCStatus            any       `json:"gc_status,omitempty"`
+	ValidationError     string    `json:"validation_error_message,omitempty"`
 	VulnerabilityStatus string    `json:"vulnerability_status"`
 }
 
@@ -204,6 +205,9 @@ func (h *Handler) listManifests(w http.ResponseWriter, r *http.Request) {
 		}
 		if m.GCStatusJSON != "" {
 			mj.GCStatus = rawOrNil(m.GCStatusJSON)
+		}
+		if m.CorruptBlob != "" {
+			mj.ValidationError = "the stored content of blob " + m.CorruptBlob
 		}
 		for _, t := range m.Tags {
 			mj.Tags = append(mj.Tags, tagJSON{Name: t.Name, PushedAt: t.PushedAt.Unix(), LastPulledAt: unixOrNil(t.LastPulledAt)})

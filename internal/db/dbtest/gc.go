@@ -226,6 +226,7 @@ func testBlobValidation(t *testing.T, s db.Store) {
 	f.accountIn(t, "rehash", "tenant-r")
 	repo := f.repo(t, "rehash", "app")
 	b := f.blob(t, repo, "content to check")
+	f.manifest(t, repo, "uses the blob", []models.Blob{b}, nil, "v1")
 	const interval = time.Hour
 	claim := func(at time.Time) (models.Blob, models.StorageRef, bool) {
 		t.Helper()
@@ -262,6 +263,10 @@ func testBlobValidation(t *testing.T, s db.Store) {
 	bad, err := s.GetBlobInRepository(ctx, repo.ID, b.Digest)
 	if err != nil || bad.ValidationError == "" {
 		t.Fatalf("the error does not show: %+v, %v", bad, err)
+	}
+	infos, err := s.ListManifestInfos(ctx, repo.ID, "", db.NoLimit)
+	if err != nil || len(infos) != 1 || infos[0].CorruptBlob != b.Digest+": the content does not match the digest" {
+		t.Fatalf("the manifest does not name its corrupt blob: %+v, %v", infos, err)
 	}
 
 	// A new upload of the digest replaces the content and clears the error.

@@ -13,7 +13,10 @@ import (
 // the page of manifests together with their tags, so that both come from the
 // same snapshot.
 func (s *Store) ListManifestInfos(ctx context.Context, repoID int64, after string, limit int) ([]models.ManifestInfo, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+manifestColumns+`, t.name, t.pushed_at, t.last_pulled_at
+	rows, err := s.db.QueryContext(ctx, `SELECT `+manifestColumns+`, t.name, t.pushed_at, t.last_pulled_at,
+			(SELECT b.digest || ': ' || b.validation_error FROM manifest_blob_refs r JOIN blobs b ON b.id = r.blob_id
+			WHERE r.repo_id = m.repo_id AND r.digest = m.digest AND b.validation_error <> ''
+			ORDER BY b.digest LIMIT 1)
 		FROM (SELECT * FROM manifests WHERE repo_id = $1 AND digest > $2 ORDER BY digest`+limitClause(limit)+`) m
 		LEFT JOIN tags t ON t.repo_id = m.repo_id AND t.digest = m.digest
 		ORDER BY m.digest, t.name`, repoID, after)
@@ -29,15 +32,16 @@ func (s *Store) ListManifestInfos(ctx context.Context, repoID int64, after strin
 			lastPulledAt                 sql.NullInt64
 			tagName                      sql.NullString
 			tagPushedAt, tagLastPulledAt sql.NullInt64
+			corruptBlob                  sql.NullString
 		)
-		fields := append(manifestFields(&m, &pushedAt, &lastPulledAt), &tagName, &tagPushedAt, &tagLastPulledAt)
+		fields := append(manifestFields(&m, &pushedAt, &lastPulledAt), &tagName, &tagPushedAt, &tagLastPulledAt, &corruptBlob)
 		if err := rows.Scan(fields...); err != nil {
 			return nil, fmt.Errorf("list manifests in repository %d: %w", repoID, err)
 		}
 		if len(out) == 0 || out[len(out)-1].Digest != m.Digest {
 			m.PushedAt = fromUnix(pushedAt)
 			m.LastPulledAt = fromNullUnix(lastPulledAt)
-			out = append(out, models.ManifestInfo{Manifest: m})
+			out = append(out, models.ManifestInfo{Manifest: m, CorruptBlob: corruptBlob.String})
 		}
 		if tagName.Valid {
 			info := &out[len(out)-1]
