@@ -156,6 +156,9 @@ type Janitor struct {
 	// BlobRehashInterval is how often each blob's content is read back
 	// and hashed.
 	BlobRehashInterval time.Duration `yaml:"blob_rehash_interval"`
+	// ManifestRevalidationInterval is how often each manifest's stored
+	// content is checked again.
+	ManifestRevalidationInterval time.Duration `yaml:"manifest_revalidation_interval"`
 	// GCPolicyInterval is how often the GC policies of an account are
 	// applied to each of its repositories.
 	GCPolicyInterval time.Duration `yaml:"gc_policy_interval"`
@@ -177,7 +180,7 @@ func Default() Config {
 		LogFormat: "text",
 		Janitor: Janitor{AbandonedUploadAge: 24 * time.Hour, GCGracePeriod: 10 * time.Minute, GCSweepInterval: 5 * time.Minute,
 			StorageSweepInterval: time.Hour, BlobRehashInterval: 7 * 24 * time.Hour,
-			GCPolicyInterval: time.Hour, GCRecentPushProtection: time.Hour},
+			GCPolicyInterval: time.Hour, GCRecentPushProtection: time.Hour, ManifestRevalidationInterval: 24 * time.Hour},
 		Quota: Quota{DefaultManifests: -1, DefaultBytes: -1},
 	}
 }
@@ -273,6 +276,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
 	{"KEPPEL_JANITOR_GC_GRACE_PERIOD", dur(func(c *Config) *time.Duration { return &c.Janitor.GCGracePeriod })},
 	{"KEPPEL_JANITOR_GC_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCSweepInterval })},
+	{"KEPPEL_JANITOR_MANIFEST_REVALIDATION_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.ManifestRevalidationInterval })},
 	{"KEPPEL_JANITOR_GC_POLICY_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCPolicyInterval })},
 	{"KEPPEL_JANITOR_GC_RECENT_PUSH_PROTECTION", dur(func(c *Config) *time.Duration { return &c.Janitor.GCRecentPushProtection })},
 	{"KEPPEL_JANITOR_GC_POLICIES_DRY_RUN", func(c *Config, v string) error {
@@ -401,6 +405,9 @@ func (c *Config) complete() error {
 	if c.Janitor.GCPolicyInterval < time.Second || c.Janitor.GCRecentPushProtection < 0 {
 		return fmt.Errorf("janitor.gc_policy_interval (KEPPEL_JANITOR_GC_POLICY_INTERVAL) %s must be at least 1s, and janitor.gc_recent_push_protection (KEPPEL_JANITOR_GC_RECENT_PUSH_PROTECTION) %s not negative",
 			c.Janitor.GCPolicyInterval, c.Janitor.GCRecentPushProtection)
+	}
+	if c.Janitor.ManifestRevalidationInterval < time.Second {
+		return fmt.Errorf("janitor.manifest_revalidation_interval (KEPPEL_JANITOR_MANIFEST_REVALIDATION_INTERVAL) %s must be at least 1s", c.Janitor.ManifestRevalidationInterval)
 	}
 	if c.Janitor.BlobRehashInterval < time.Second {
 		return fmt.Errorf("janitor.blob_rehash_interval (KEPPEL_JANITOR_BLOB_REHASH_INTERVAL) %s must be at least 1s", c.Janitor.BlobRehashInterval)

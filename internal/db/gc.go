@@ -60,6 +60,15 @@ type GCStore interface {
 	// SetGCStatuses stores the GC status JSON of manifests of the
 	// repository (by digest; "" for none), writing only those that change.
 	SetGCStatuses(ctx context.Context, repoID int64, statuses map[string]string) error
+	// ClaimManifestValidation claims the next manifest whose re-validation
+	// is due at now (one interval after its push, then after each
+	// re-validation), sets its next one to next, and returns it with its
+	// content, its repository and the repository's account storage area.
+	ClaimManifestValidation(ctx context.Context, now time.Time, interval time.Duration, next time.Time) (m ManifestCopy, mediaType string, claimed bool, err error)
+	// RecordManifestValidation stores the result of a re-validation: why the
+	// content did not check out, or "" if it did. changed reports whether
+	// the manifest's state changed.
+	RecordManifestValidation(ctx context.Context, key ManifestKey, at time.Time, validationError string) (changed bool, err error)
 }
 
 // GCCandidate is a manifest as GC policies see it.

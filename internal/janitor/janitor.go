@@ -29,10 +29,11 @@ type Job struct {
 
 // Janitor runs a set of jobs.
 type Janitor struct {
-	jobs        []Job
-	log         *slog.Logger
-	tasks       *prometheus.CounterVec
-	validations *prometheus.CounterVec
+	jobs                []Job
+	log                 *slog.Logger
+	tasks               *prometheus.CounterVec
+	validations         *prometheus.CounterVec
+	manifestValidations *prometheus.CounterVec
 }
 
 // Config holds the settings of the jobs.
@@ -54,12 +55,15 @@ type Config struct {
 	// BlobRehashInterval is how often each blob's content is re-hashed
 	// (registry.DefaultBlobRehashInterval if zero).
 	BlobRehashInterval time.Duration
+	// ManifestRevalidationInterval is how often each manifest is checked
+	// again (registry.DefaultManifestRevalidationInterval if zero).
+	ManifestRevalidationInterval time.Duration
 	// GCPolicies configures the application of GC policies (defaults from
 	// registry.DefaultGCPolicyInterval and DefaultGCRecentPushProtection
 	// for zero durations).
 	GCPolicies registry.GCPolicySettings
-	// Registerer, if set, gets the metrics keppel_janitor_tasks_total and
-	// keppel_blob_validations_total.
+	// Registerer, if set, gets the metrics keppel_janitor_tasks_total,
+	// keppel_blob_validations_total and keppel_manifest_validations_total.
 	Registerer prometheus.Registerer
 }
 
@@ -86,6 +90,9 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 	if cfg.BlobRehashInterval <= 0 {
 		cfg.BlobRehashInterval = registry.DefaultBlobRehashInterval
 	}
+	if cfg.ManifestRevalidationInterval <= 0 {
+		cfg.ManifestRevalidationInterval = registry.DefaultManifestRevalidationInterval
+	}
 	if cfg.GCPolicies.Interval <= 0 {
 		cfg.GCPolicies.Interval = registry.DefaultGCPolicyInterval
 	}
@@ -102,6 +109,24 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 				if len(res.Deleted) > 0 {
 					log.Info("GC policies deleted manifests", "repository", res.Repository.FullName(),
 						"count", len(res.Deleted), "dry_run", cfg.GCPolicies.DryRun)
+				}
+				return claimed && err == nil, err
+			},
+		},
+		{
+			Name:     "manifest-revalidation",
+			Interval: pollInterval(cfg.ManifestRevalidationInterval),
+			Run: func(ctx context.Context) (bool, error) {
+				res, claimed, err := svc.RevalidateNextManifest(ctx, cfg.ManifestRevalidationInterval)
+				if claimed && err == nil && j.manifestValidations != nil {
+					result := "ok"
+					switch {
+					case res.Error != "":
+						result = "invalid"
+					case res.CopyRepaired:
+						result = "copy_repaired"
+					}
+					j.manifestValidations.WithLabelValues(result).Inc()
 				}
 				return claimed && err == nil, err
 			},
@@ -222,7 +247,11 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 			Name: "keppel_blob_validations_total",
 			Help: "Re-hashes of blob content by result: ok, or corrupt (the content does not match the digest, or is missing).",
 		}, []string{"result"})
-		cfg.Registerer.MustRegister(j.tasks, j.validations)
+		j.manifestValidations = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keppel_manifest_validations_total",
+			Help: "Re-validations of stored manifests by result: ok, invalid (the content does not check out) or copy_repaired (the storage copy was written again).",
+		}, []string{"result"})
+		cfg.Registerer.MustRegister(j.tasks, j.validations, j.manifestValidations)
 	}
 	return j
 }

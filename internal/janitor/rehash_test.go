@@ -109,21 +109,5 @@ func TestRehashFindsCorruptBlob(t *testing.T) {
 // validations returns keppel_blob_validations_total{result}.
 func validations(t *testing.T, reg *prometheus.Registry, result string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "keppel_blob_validations_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return counter(t, reg, "keppel_blob_validations_total", result)
 }

@@ -113,6 +113,9 @@ type Manifest struct {
 	// GCStatusJSON is what the account's GC policies decided for the
 	// manifest on the janitor's last run, as JSON ("" if nothing).
 	GCStatusJSON string
+	// ValidationError says why the stored content did not check out on the
+	// last re-validation ("" if it did). Such a manifest is not served.
+	ValidationError string
 }
 
 // ManifestWithContent is a manifest together with its raw bytes.

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"keppel/internal/db"
 	"keppel/internal/models"
+	"keppel/internal/oci"
 	"keppel/internal/storage"
 )
 
@@ -179,4 +181,68 @@ func (s *Service) rehash(ctx context.Context, ref models.StorageRef, b models.Bl
 		return "the content does not match the digest", nil
 	}
 	return "", nil
+}
+
+// DefaultManifestRevalidationInterval is how often each manifest's stored
+// content is checked again.
+const DefaultManifestRevalidationInterval = 24 * time.Hour
+
+// ManifestRevalidation is what one RevalidateNextManifest did.
+type ManifestRevalidation struct {
+	Manifest db.ManifestKey
+	// Error says why the stored content did not check out ("" if it did).
+	Error string
+	// CopyRepaired is true if the copy in the content storage was missing
+	// or differed, and was written again from the database.
+	CopyRepaired bool
+}
+
+// RevalidateNextManifest checks the next manifest whose re-validation is
+// due: its content in the database must still have its digest and parse
+// as a manifest (a manifest that fails is no longer served), and its copy
+// in the content storage must be equal to it (a missing or different copy
+// is written again). claimed is false if no manifest was due.
+func (s *Service) RevalidateNextManifest(ctx context.Context, interval time.Duration) (res ManifestRevalidation, claimed bool, err error) {
+	now := s.now()
+	c, mediaType, claimed, err := s.db.ClaimManifestValidation(ctx, now, interval, now.Add(spread(interval)))
+	if err != nil || !claimed {
+		return res, claimed, err
+	}
+	res.Manifest = c.ManifestKey
+	d, err := digest.Parse(c.Digest)
+	switch {
+	case err != nil || !d.Algorithm().Available():
+		res.Error = fmt.Sprintf("the digest %q cannot be checked", c.Digest)
+	case d.Algorithm().FromBytes(c.Content) != d:
+		res.Error = "the content does not match the digest"
+	default:
+		if _, err := oci.ParseManifest(mediaType, c.Content); err != nil {
+			res.Error = "the content is not a valid manifest: " + err.Error()
+		}
+	}
+	if _, err := s.db.RecordManifestValidation(ctx, c.ManifestKey, s.now(), res.Error); err != nil {
+		return res, true, err
+	}
+	if res.Error != "" {
+		s.log.Error("stored manifest content does not check out", "account", c.Storage.AccountName,
+			"repository", c.RepoName, "digest", c.Digest, "problem", res.Error)
+		return res, true, nil
+	}
+	stored, err := s.storage.ReadManifest(ctx, c.Storage, c.RepoName, c.Digest)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return res, true, fmt.Errorf("reading the storage copy of manifest %s: %w", c.Digest, err)
+	}
+	if err == nil && bytes.Equal(stored, c.Content) {
+		return res, true, nil
+	}
+	// Missing (perhaps still queued for the background writer, which
+	// writes the same bytes) or different: write it from the database.
+	if err := s.storage.WriteManifest(ctx, c.Storage, c.RepoName, c.Digest, c.Content); err != nil {
+		return res, true, fmt.Errorf("repairing the storage copy of manifest %s: %w", c.Digest, err)
+	}
+	res.CopyRepaired = true
+	if _, err := s.db.MarkManifestsInStorage(ctx, []db.ManifestKey{c.ManifestKey}); err != nil {
+		return res, true, err
+	}
+	return res, true, nil
 }

@@ -38,6 +38,10 @@ func (s *Service) GetManifest(ctx context.Context, repo Repo, reference string) 
 	if err != nil {
 		return m, fmt.Errorf("looking up manifest: %w", err)
 	}
+	if m.ValidationError != "" {
+		return m, fmt.Errorf("%w: the stored content of manifest %s in repository %s is corrupt (%s); push it again",
+			ErrManifestUnknown, m.Digest, repo.FullName(), m.ValidationError)
+	}
 	return m, nil
 }
 

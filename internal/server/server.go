@@ -181,11 +181,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	})
 	s := &Server{cfg: cfg, log: log, store: store, svc: svc, stopCopies: svc.StartManifestCopies()}
 	jan := janitor.New(svc, janitor.Config{
-		AbandonedUploadAge:   cfg.Janitor.AbandonedUploadAge,
-		GCGracePeriod:        cfg.Janitor.GCGracePeriod,
-		GCSweepInterval:      cfg.Janitor.GCSweepInterval,
-		StorageSweepInterval: cfg.Janitor.StorageSweepInterval,
-		BlobRehashInterval:   cfg.Janitor.BlobRehashInterval,
+		AbandonedUploadAge:           cfg.Janitor.AbandonedUploadAge,
+		GCGracePeriod:                cfg.Janitor.GCGracePeriod,
+		GCSweepInterval:              cfg.Janitor.GCSweepInterval,
+		StorageSweepInterval:         cfg.Janitor.StorageSweepInterval,
+		BlobRehashInterval:           cfg.Janitor.BlobRehashInterval,
+		ManifestRevalidationInterval: cfg.Janitor.ManifestRevalidationInterval,
 		GCPolicies: registry.GCPolicySettings{Interval: cfg.Janitor.GCPolicyInterval,
 			RecentPushProtection: cfg.Janitor.GCRecentPushProtection, DryRun: cfg.Janitor.GCPoliciesDryRun},
 		Registerer:          reg,

@@ -206,7 +206,10 @@ func (h *Handler) listManifests(w http.ResponseWriter, r *http.Request) {
 		if m.GCStatusJSON != "" {
 			mj.GCStatus = rawOrNil(m.GCStatusJSON)
 		}
-		if m.CorruptBlob != "" {
+		switch {
+		case m.ValidationError != "":
+			mj.ValidationError = "the stored content of the manifest: " + m.ValidationError
+		case m.CorruptBlob != "":
 			mj.ValidationError = "the stored content of blob " + m.CorruptBlob
 		}
 		for _, t := range m.Tags {

@@ -370,6 +370,16 @@ func (c *Store) SetGCStatuses(ctx context.Context, repoID int64, statuses map[st
 	return c.Store.SetGCStatuses(ctx, repoID, statuses)
 }
 
+// RecordManifestValidation implements db.Store and invalidates the
+// manifest's repository if the manifest's state changed.
+func (c *Store) RecordManifestValidation(ctx context.Context, key db.ManifestKey, at time.Time, validationError string) (bool, error) {
+	changed, err := c.Store.RecordManifestValidation(ctx, key, at, validationError)
+	if changed || err != nil {
+		c.InvalidateRepository(key.RepositoryID)
+	}
+	return changed, err
+}
+
 // RecordPulls implements db.Store and invalidates the repositories pulled
 // from (their manifests' last pull times changed).
 func (c *Store) RecordPulls(ctx context.Context, pulls []db.Pull) error {

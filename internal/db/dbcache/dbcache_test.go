@@ -305,13 +305,14 @@ var (
 		"GetTaggedManifest", "GetBlobInRepository", "ListTags"}
 	invalidatingWrites = []string{"CreateAccount", "UpdateAccount", "DeleteAccount", "DeleteRepository",
 		"CreateBlobAndMount", "MountBlob", "UnmountBlob", "PutManifest", "DeleteManifest", "DeleteTag",
-		"RecordPulls", "SweepBlobMounts", "RecordBlobValidation", "SetGCStatuses"}
+		"RecordPulls", "SweepBlobMounts", "RecordBlobValidation", "SetGCStatuses",
+		"RecordManifestValidation"}
 	untouched = []string{"Ping", "Close", "ListAccounts", "ListRepositories", "GetBlobInAccount",
 		"CreateUpload", "GetUpload", "UpdateUpload", "DeleteUpload", "ListStaleUploads", "DeleteStaleUpload",
 		"ListReferrers", "ListManifestsNotInStorage", "MarkManifestsInStorage", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
 		"ListRepositoryStats", "ListManifestInfos", "GetTag", "ListTagsOfManifest", "ListUsers", "DeleteUser",
 		"SetRole", "ListRoles", "ListTenantMembers", "CreateAPIKey", "GetAPIKey", "ListAPIKeys", "RevokeAPIKey",
-		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "ClaimStorageSweep", "ReconcileUnknownObjects", "ClaimBlobValidation", "ClaimGCPolicyRun", "ListGCCandidates", "RecordAuditEvents", "ListAuditEvents"}
+		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "ClaimStorageSweep", "ReconcileUnknownObjects", "ClaimBlobValidation", "ClaimGCPolicyRun", "ListGCCandidates", "ClaimManifestValidation", "RecordAuditEvents", "ListAuditEvents"}
 )
 
 func TestMethodClassification(t *testing.T) {

@@ -344,3 +344,56 @@ func testGCPolicyRows(t *testing.T, s db.Store) {
 		t.Fatalf("stored status: %q, %v", m.GCStatusJSON, err)
 	}
 }
+
+// testManifestValidation: manifests come due one interval after their
+// push; a recorded error shows on the manifest until a push of it brings
+// the content again.
+func testManifestValidation(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.accountIn(t, "reval", "tenant-v")
+	repo := f.repo(t, "reval", "app")
+	m := f.manifest(t, repo, "to check", nil, nil, "v1")
+	const interval = time.Hour
+	claim := func(at time.Time) (db.ManifestCopy, string, bool) {
+		t.Helper()
+		for range 20 {
+			c, mediaType, claimed, err := s.ClaimManifestValidation(ctx, at, interval, at.Add(interval))
+			if err != nil {
+				t.Fatalf("ClaimManifestValidation: %v", err)
+			}
+			if !claimed || c.Digest == m.Digest {
+				return c, mediaType, claimed
+			}
+		}
+		t.Fatal("ClaimManifestValidation never reached the manifest")
+		return db.ManifestCopy{}, "", false
+	}
+	if _, _, claimed := claim(m.PushedAt.Add(interval - time.Second)); claimed {
+		t.Fatal("a manifest was due before one interval after its push")
+	}
+	c, mediaType, claimed := claim(m.PushedAt.Add(interval))
+	want := db.ManifestCopy{ManifestKey: db.ManifestKey{RepositoryID: repo.ID, Digest: m.Digest},
+		Storage: models.StorageRef{AuthTenantID: "tenant-v", AccountName: "reval"}, RepoName: "app", Content: m.Content}
+	if !claimed || mediaType != m.MediaType {
+		t.Fatalf("claim: %+v %q (claimed %v)", c, mediaType, claimed)
+	}
+	wantEqual(t, "claimed manifest", c, want)
+
+	changed, err := s.RecordManifestValidation(ctx, c.ManifestKey, m.PushedAt.Add(interval), "the content does not match the digest")
+	if err != nil || !changed {
+		t.Fatalf("RecordManifestValidation: %v, %v", changed, err)
+	}
+	got, err := s.GetManifest(ctx, repo.ID, m.Digest)
+	if err != nil || got.ValidationError == "" {
+		t.Fatalf("the error does not show: %+v, %v", got.Manifest, err)
+	}
+	again := m
+	again.PushedAt = f.tick()
+	if err := s.PutManifest(ctx, again, nil, nil, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetManifest(ctx, repo.ID, m.Digest); err != nil || got.ValidationError != "" {
+		t.Fatalf("after pushing again: %+v, %v", got.Manifest, err)
+	}
+}

@@ -47,6 +47,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"ReconcileUnknownObjects", testReconcileUnknownObjects},
 		{"BlobValidation", testBlobValidation},
 		{"GCPolicyRows", testGCPolicyRows},
+		{"ManifestValidation", testManifestValidation},
 		{"RePutManifest", testRePutManifest},
 		{"DeleteManifest", testDeleteManifest},
 		{"DeleteManifestParent", testDeleteManifestParent},

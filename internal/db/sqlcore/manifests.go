@@ -12,7 +12,7 @@ import (
 )
 
 const manifestColumns = `m.repo_id, m.digest, m.media_type, m.size_bytes, m.pushed_at, m.last_pulled_at,
-	m.subject_digest, m.artifact_type, m.annotations_json, m.labels_json, m.gc_status_json`
+	m.subject_digest, m.artifact_type, m.annotations_json, m.labels_json, m.gc_status_json, m.validation_error`
 
 // refsPerStatement bounds the rows of one multi-row INSERT of references, to
 // stay well below the databases' limits on bound parameters.
@@ -20,7 +20,7 @@ const refsPerStatement = 500
 
 func manifestFields(m *models.Manifest, pushedAt *int64, lastPulledAt *sql.NullInt64) []any {
 	return []any{&m.RepositoryID, &m.Digest, &m.MediaType, &m.SizeBytes, pushedAt, lastPulledAt,
-		&m.SubjectDigest, &m.ArtifactType, &m.AnnotationsJSON, &m.LabelsJSON, &m.GCStatusJSON}
+		&m.SubjectDigest, &m.ArtifactType, &m.AnnotationsJSON, &m.LabelsJSON, &m.GCStatusJSON, &m.ValidationError}
 }
 
 func scanManifest(row interface{ Scan(...any) error }) (models.Manifest, error) {
@@ -99,6 +99,8 @@ func (s *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, b
 			if err := s.insertManifestRefs(ctx, tx, m, blobIDs, childDigests); err != nil {
 				return err
 			}
+		} else if err := s.replaceCorruptManifest(ctx, tx, m); err != nil {
+			return err
 		}
 		if tag != "" {
 			_, err = tx.ExecContext(ctx, `INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES ($1, $2, $3, $4)
@@ -123,6 +125,26 @@ func (s *Store) PutManifest(ctx context.Context, m models.ManifestWithContent, b
 	})
 	if err != nil {
 		return fmt.Errorf("put manifest %s in repository %d: %w", m.Digest, m.RepositoryID, err)
+	}
+	return nil
+}
+
+// replaceCorruptManifest gives an existing manifest whose stored content a
+// re-validation found corrupt the content of a new push of it (which has
+// the right digest), and clears the error.
+func (s *Store) replaceCorruptManifest(ctx context.Context, tx *sql.Tx, m models.ManifestWithContent) error {
+	res, err := tx.ExecContext(ctx, `UPDATE manifests SET validation_error = ''
+		WHERE repo_id = $1 AND digest = $2 AND validation_error <> ''`, m.RepositoryID, m.Digest)
+	if err != nil {
+		return fmt.Errorf("clear validation error: %w", err)
+	}
+	if corrupt, err := affectedOne(res); err != nil || !corrupt {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE manifest_contents SET content = $3 WHERE repo_id = $1 AND digest = $2`,
+		m.RepositoryID, m.Digest, m.Content)
+	if err != nil {
+		return fmt.Errorf("replace corrupt content: %w", err)
 	}
 	return nil
 }
