@@ -156,6 +156,10 @@ type Janitor struct {
 	// BlobRehashInterval is how often each blob's content is read back
 	// and hashed.
 	BlobRehashInterval time.Duration `yaml:"blob_rehash_interval"`
+	// PollInterval is how long the janitor's jobs that look for work
+	// (abandoned uploads, account deletion, missing manifest copies) wait
+	// when they found none.
+	PollInterval time.Duration `yaml:"poll_interval"`
 	// ManifestRevalidationInterval is how often each manifest's stored
 	// content is checked again.
 	ManifestRevalidationInterval time.Duration `yaml:"manifest_revalidation_interval"`
@@ -180,7 +184,8 @@ func Default() Config {
 		LogFormat: "text",
 		Janitor: Janitor{AbandonedUploadAge: 24 * time.Hour, GCGracePeriod: 10 * time.Minute, GCSweepInterval: 5 * time.Minute,
 			StorageSweepInterval: time.Hour, BlobRehashInterval: 7 * 24 * time.Hour,
-			GCPolicyInterval: time.Hour, GCRecentPushProtection: time.Hour, ManifestRevalidationInterval: 24 * time.Hour},
+			GCPolicyInterval: time.Hour, GCRecentPushProtection: time.Hour, ManifestRevalidationInterval: 24 * time.Hour,
+			PollInterval: 30 * time.Second},
 		Quota: Quota{DefaultManifests: -1, DefaultBytes: -1},
 	}
 }
@@ -276,6 +281,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_JANITOR_ABANDONED_UPLOAD_AGE", dur(func(c *Config) *time.Duration { return &c.Janitor.AbandonedUploadAge })},
 	{"KEPPEL_JANITOR_GC_GRACE_PERIOD", dur(func(c *Config) *time.Duration { return &c.Janitor.GCGracePeriod })},
 	{"KEPPEL_JANITOR_GC_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCSweepInterval })},
+	{"KEPPEL_JANITOR_POLL_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.PollInterval })},
 	{"KEPPEL_JANITOR_MANIFEST_REVALIDATION_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.ManifestRevalidationInterval })},
 	{"KEPPEL_JANITOR_GC_POLICY_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCPolicyInterval })},
 	{"KEPPEL_JANITOR_GC_RECENT_PUSH_PROTECTION", dur(func(c *Config) *time.Duration { return &c.Janitor.GCRecentPushProtection })},
@@ -405,6 +411,9 @@ func (c *Config) complete() error {
 	if c.Janitor.GCPolicyInterval < time.Second || c.Janitor.GCRecentPushProtection < 0 {
 		return fmt.Errorf("janitor.gc_policy_interval (KEPPEL_JANITOR_GC_POLICY_INTERVAL) %s must be at least 1s, and janitor.gc_recent_push_protection (KEPPEL_JANITOR_GC_RECENT_PUSH_PROTECTION) %s not negative",
 			c.Janitor.GCPolicyInterval, c.Janitor.GCRecentPushProtection)
+	}
+	if c.Janitor.PollInterval < 100*time.Millisecond {
+		return fmt.Errorf("janitor.poll_interval (KEPPEL_JANITOR_POLL_INTERVAL) %s must be at least 100ms", c.Janitor.PollInterval)
 	}
 	if c.Janitor.ManifestRevalidationInterval < time.Second {
 		return fmt.Errorf("janitor.manifest_revalidation_interval (KEPPEL_JANITOR_MANIFEST_REVALIDATION_INTERVAL) %s must be at least 1s", c.Janitor.ManifestRevalidationInterval)

@@ -41,7 +41,7 @@ type Config struct {
 	// AbandonedUploadAge is how long an upload may stay untouched.
 	AbandonedUploadAge time.Duration
 	// ManagedAccountsFile, if set, declares accounts that are reconciled
-	// every ManagedAccountsInterval.
+	// every ManagedAccountsInterval (PollInterval if zero).
 	ManagedAccountsFile     string
 	ManagedAccountsInterval time.Duration
 	// GCGracePeriod and GCSweepInterval configure the blob-mount and blob
@@ -55,6 +55,10 @@ type Config struct {
 	// BlobRehashInterval is how often each blob's content is re-hashed
 	// (registry.DefaultBlobRehashInterval if zero).
 	BlobRehashInterval time.Duration
+	// PollInterval is how long the jobs that look for work (abandoned
+	// uploads, account deletion, missing manifest copies) wait when they
+	// found none (DefaultPollInterval if zero).
+	PollInterval time.Duration
 	// ManifestRevalidationInterval is how often each manifest is checked
 	// again (registry.DefaultManifestRevalidationInterval if zero).
 	ManifestRevalidationInterval time.Duration
@@ -73,6 +77,10 @@ func pollInterval(sweep time.Duration) time.Duration {
 	return min(max(sweep/5, 100*time.Millisecond), time.Minute)
 }
 
+// DefaultPollInterval is how long the jobs that look for work wait when
+// they found none.
+const DefaultPollInterval = 30 * time.Second
+
 // batchSize is how many items a job handles per run.
 const batchSize = 100
 
@@ -89,6 +97,9 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 	}
 	if cfg.BlobRehashInterval <= 0 {
 		cfg.BlobRehashInterval = registry.DefaultBlobRehashInterval
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
 	}
 	if cfg.ManifestRevalidationInterval <= 0 {
 		cfg.ManifestRevalidationInterval = registry.DefaultManifestRevalidationInterval
@@ -182,7 +193,7 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 		},
 		{
 			Name:     "abandoned-upload-cleanup",
-			Interval: time.Minute,
+			Interval: cfg.PollInterval,
 			Run: func(ctx context.Context) (bool, error) {
 				n, err := svc.CleanAbandonedUploads(ctx, cfg.AbandonedUploadAge, batchSize)
 				if n > 0 {
@@ -193,7 +204,7 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 		},
 		{
 			Name:     "manifest-copies",
-			Interval: time.Minute,
+			Interval: cfg.PollInterval,
 			Run: func(ctx context.Context) (bool, error) {
 				// Younger manifests are the background writer's.
 				n, err := svc.StoreMissingManifestCopies(ctx, time.Minute, batchSize)
@@ -205,7 +216,7 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 		},
 		{
 			Name:     "account-deletion",
-			Interval: 30 * time.Second,
+			Interval: cfg.PollInterval,
 			Run: func(ctx context.Context) (bool, error) {
 				accounts, err := svc.AccountsToDelete(ctx)
 				if err != nil || len(accounts) == 0 {
@@ -224,7 +235,7 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 		r := &Reconciler{svc: svc, path: cfg.ManagedAccountsFile}
 		interval := cfg.ManagedAccountsInterval
 		if interval <= 0 {
-			interval = time.Minute
+			interval = cfg.PollInterval
 		}
 		j.jobs = append(j.jobs, Job{
 			Name:     "managed-accounts",

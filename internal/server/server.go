@@ -187,6 +187,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		StorageSweepInterval:         cfg.Janitor.StorageSweepInterval,
 		BlobRehashInterval:           cfg.Janitor.BlobRehashInterval,
 		ManifestRevalidationInterval: cfg.Janitor.ManifestRevalidationInterval,
+		PollInterval:                 cfg.Janitor.PollInterval,
 		GCPolicies: registry.GCPolicySettings{Interval: cfg.Janitor.GCPolicyInterval,
 			RecentPushProtection: cfg.Janitor.GCRecentPushProtection, DryRun: cfg.Janitor.GCPoliciesDryRun},
 		Registerer:          reg,
