@@ -7,6 +7,8 @@
 # Environment:
 #   KEPPEL_TEST_POSTGRES_URL  PostgreSQL server to create throwaway databases on
 #                             (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
+#   KEPPEL_TEST_REDIS_URL     Redis server for the rate limit tests
+#                             (default redis://127.0.0.1:6379/0, started if down)
 #   FUZZTIME                  time per fuzz target (default 20s; 0 skips fuzzing)
 #   KEPPEL_CACHE_DIR          where built tools are cached (default ~/.cache/keppel-ci)
 set -euo pipefail
@@ -38,6 +40,23 @@ ensure_postgres() {
   exit 1
 }
 
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
+  log "starting Redis"
+  if command -v redis-server >/dev/null; then
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  else
+    echo "Redis is not installed; install it (Debian: apt-get install redis-server) or set KEPPEL_TEST_REDIS_URL" >&2
+    exit 1
+  fi
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "Redis did not start" >&2
+  exit 1
+}
+
 ensure_conformance() {
   local bin="$CACHE_DIR/conformance-$CONFORMANCE_VERSION"
   if [ ! -x "$bin" ]; then
@@ -63,6 +82,7 @@ fi
 go vet ./...
 
 ensure_postgres
+if [ -z "${KEPPEL_TEST_REDIS_URL:-}" ]; then ensure_redis; fi
 ensure_conformance
 
 log "go test -race ./..."

@@ -30,6 +30,8 @@ type Config struct {
 	Janitor  Janitor  `yaml:"janitor"`
 	Quota    Quota    `yaml:"quota"`
 	Audit    Audit    `yaml:"audit"`
+	// RateLimits limit each account's use of the OCI API.
+	RateLimits RateLimits `yaml:"rate_limits"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is "text" or "json".
@@ -313,15 +315,21 @@ var envBindings = []envBinding{
 
 // EnvironmentVariables lists every variable that Load reads.
 func EnvironmentVariables() []string {
-	names := make([]string, len(envBindings))
-	for i, b := range envBindings {
+	bindings := allBindings()
+	names := make([]string, len(bindings))
+	for i, b := range bindings {
 		names[i] = b.name
 	}
 	return names
 }
 
+// allBindings are the environment variables of every setting.
+func allBindings() []envBinding {
+	return append(append([]envBinding{}, envBindings...), rateLimitBindings()...)
+}
+
 func applyEnv(cfg *Config, lookup func(string) (string, bool)) error {
-	for _, b := range envBindings {
+	for _, b := range allBindings() {
 		v, ok := lookup(b.name)
 		if !ok || v == "" {
 			continue
@@ -427,6 +435,9 @@ func (c *Config) complete() error {
 	if c.Janitor.GCGracePeriod < time.Second || c.Janitor.GCSweepInterval < time.Second {
 		return fmt.Errorf("janitor.gc_grace_period (KEPPEL_JANITOR_GC_GRACE_PERIOD) %s and janitor.gc_sweep_interval (KEPPEL_JANITOR_GC_SWEEP_INTERVAL) %s must be at least 1s",
 			c.Janitor.GCGracePeriod, c.Janitor.GCSweepInterval)
+	}
+	if err := c.RateLimits.validate(); err != nil {
+		return err
 	}
 	if c.Database.CacheMaxBytes < -1 {
 		return errors.New("database.cache_max_bytes (KEPPEL_DB_CACHE_MAX_BYTES) must be -1 (no cache), 0 (the default) or a number of bytes")

@@ -54,6 +54,8 @@ type Server struct {
 	stopCache func()
 	// stopCopies stops the writer of manifest copies.
 	stopCopies func()
+	// closeLimiter closes the rate limiter's Redis connections.
+	closeLimiter func()
 	// AdminPasswordGenerated is the admin password created on this start
 	// ("" if the admin existed or the password was configured).
 	AdminPasswordGenerated string
@@ -139,8 +141,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithSecrets(secrets), registry.WithDefaultQuota(models.Quota{
 		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
 	}))
+	limits, closeLimiter, err := rateLimits(cfg.RateLimits)
+	if err != nil {
+		return nil, err
+	}
 	v2 := ociapi.New(ociapi.Deps{Service: svc, Tokens: tokens, Authz: authz, ClientIP: clientIPs.ClientIP,
-		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL})
+		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL, Limits: limits})
 	credentials, err := credentialDriver(ctx, cfg, store)
 	if err != nil {
 		return nil, err
@@ -179,7 +185,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		}
 		mux.ServeHTTP(w, r)
 	})
-	s := &Server{cfg: cfg, log: log, store: store, svc: svc, stopCopies: svc.StartManifestCopies()}
+	s := &Server{cfg: cfg, log: log, store: store, svc: svc, stopCopies: svc.StartManifestCopies(), closeLimiter: closeLimiter}
 	jan := janitor.New(svc, janitor.Config{
 		AbandonedUploadAge:           cfg.Janitor.AbandonedUploadAge,
 		GCGracePeriod:                cfg.Janitor.GCGracePeriod,
@@ -246,6 +252,9 @@ func (s *Server) Close() error {
 	s.recorder.Close()
 	if s.stopCopies != nil {
 		s.stopCopies()
+	}
+	if s.closeLimiter != nil {
+		s.closeLimiter()
 	}
 	if s.stopCache != nil {
 		s.stopCache()

@@ -53,6 +53,9 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, r, h.log, err)
 		return
 	}
+	if r.Method == http.MethodGet && !h.allowBlobPull(w, r, rt.repo, blob.SizeBytes) {
+		return
+	}
 	hdr := w.Header()
 	hdr.Set("Docker-Content-Digest", blob.Digest)
 	hdr.Set("Content-Type", "application/octet-stream")
@@ -96,6 +99,17 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	if err != nil && r.Context().Err() == nil {
 		h.log.Warn("blob download interrupted", "digest", blob.Digest, "sent", n, "of", length, "error", err)
 	}
+}
+
+// allowBlobPull applies the blob pull limits to a GET of a blob of the
+// size (or of the requested range of it).
+func (h *Handler) allowBlobPull(w http.ResponseWriter, r *http.Request, repo string, size int64) bool {
+	n := size
+	if rng, partial, err := oci.ParseRange(r.Header.Get("Range"), size); err == nil && partial {
+		n = rng.Length
+	}
+	return h.allow(w, r, repo, "blob_pull", h.limits.BlobPull, 1) &&
+		h.allow(w, r, repo, "blob_pull_bytes", h.limits.BlobPullBytes, n)
 }
 
 // blobBuffers hold blob content on its way to loopback clients.

@@ -25,6 +25,7 @@ type Handler struct {
 	recorder  *audit.Recorder
 	log       *slog.Logger
 	publicURL string
+	limits    RateLimits
 }
 
 // Deps are what the /v2/ handler is built from.
@@ -41,12 +42,14 @@ type Deps struct {
 	Log      *slog.Logger
 	// PublicURL is the registry's external URL (for the token realm).
 	PublicURL string
+	// Limits are the per-account rate limits (none if zero).
+	Limits RateLimits
 }
 
 // New builds the /v2/ handler.
 func New(d Deps) *Handler {
 	return &Handler{svc: d.Service, tokens: d.Tokens, authz: d.Authz, clientIP: d.ClientIP, metrics: d.Metrics,
-		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL}
+		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL, limits: d.Limits}
 }
 
 // actor returns who makes the request, for audit events stored by the

@@ -26,10 +26,16 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if _, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull)); ok {
+			if r.Method == http.MethodGet && !h.allow(w, r, rt.repo, "manifest_pull", h.limits.ManifestPull, 1) {
+				return
+			}
 			h.getManifest(w, r, rt)
 		}
 	case http.MethodPut:
 		if claims, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush)); ok {
+			if !h.allow(w, r, rt.repo, "manifest_push", h.limits.ManifestPush, 1) {
+				return
+			}
 			h.putManifest(w, r, rt, claims)
 		}
 	case http.MethodDelete:

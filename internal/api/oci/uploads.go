@@ -22,7 +22,7 @@ func (h *Handler) serveUploadStart(w http.ResponseWriter, r *http.Request, rt ro
 	}
 	q := r.URL.Query()
 	claims, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush))
-	if !ok {
+	if !ok || !h.allowBlobPush(w, r, rt.repo) {
 		return
 	}
 	// A mount needs pull access to the source repository. Without it, the
@@ -108,6 +108,9 @@ func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request, rt route) 
 		return
 	}
 	if _, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush)); !ok {
+		return
+	}
+	if (r.Method == http.MethodPatch || r.Method == http.MethodPut) && !h.allowBlobPush(w, r, rt.repo) {
 		return
 	}
 	repo, err := h.svc.FindRepository(r.Context(), rt.repo)
