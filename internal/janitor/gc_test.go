@@ -55,16 +55,7 @@ func TestDeletedImageFreedWithinAnHour(t *testing.T) {
 	runJobs := func() {
 		t.Helper()
 		for _, name := range []string{"blob-mount-sweep", "blob-sweep"} {
-			job := jobNamed(t, j, name)
-			for range 100 {
-				more, err := job.Run(ctx)
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				if !more {
-					break
-				}
-			}
+			runUntilIdle(t, jobNamed(t, j, name))
 		}
 	}
 	stored := func() bool {

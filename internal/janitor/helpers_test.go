@@ -13,6 +13,7 @@ import (
 	"keppel/internal/db/sqlite"
 	"keppel/internal/registry"
 	"keppel/internal/storage"
+	"keppel/internal/storage/fs"
 )
 
 // testEnv is a registry service on a fresh SQLite database with a
@@ -52,3 +53,31 @@ func (e testEnv) now() time.Time { return time.Unix(e.clock.Load(), 0) }
 
 // sha256Sum returns the SHA-256 of s.
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// newFSTestEnv is newTestEnv on filesystem storage; it returns the storage
+// root too, so that tests can damage files.
+func newFSTestEnv(t *testing.T, repoName string) (testEnv, string) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "storage")
+	driver, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestEnv(t, driver, repoName), root
+}
+
+// runUntilIdle runs the job until it reports no more work (at most 100
+// times).
+func runUntilIdle(t *testing.T, job Job) {
+	t.Helper()
+	for range 100 {
+		more, err := job.Run(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", job.Name, err)
+		}
+		if !more {
+			return
+		}
+	}
+	t.Fatalf("%s still had work after 100 runs", job.Name)
+}

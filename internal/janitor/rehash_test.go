@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"keppel/internal/registry"
-	"keppel/internal/storage/fs"
 )
 
 // TestRehashFindsCorruptBlob corrupts a blob's file on disk: the re-hash
@@ -21,12 +20,7 @@ import (
 // pushing the blob again replaces the content and heals it.
 func TestRehashFindsCorruptBlob(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	driver, err := fs.New(filepath.Join(dir, "storage"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := newTestEnv(t, driver, "app")
+	env, root := newFSTestEnv(t, "app")
 	svc, clock, log, repo := env.svc, env.clock, env.log, env.repo
 	content := "the layer's content"
 	d := digest.FromString(content)
@@ -48,36 +42,24 @@ func TestRehashFindsCorruptBlob(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	job := jobNamed(t, New(svc, Config{AbandonedUploadAge: time.Hour, Registerer: reg}, log), "blob-rehash")
-	runAll := func() {
-		t.Helper()
-		for range 10 {
-			more, err := job.Run(ctx)
-			if err != nil {
-				t.Fatalf("blob-rehash: %v", err)
-			}
-			if !more {
-				return
-			}
-		}
-	}
 	// Not due before a week has passed; then the intact blob passes.
-	runAll()
+	runUntilIdle(t, job)
 	if n := validations(t, reg, "ok") + validations(t, reg, "corrupt"); n != 0 {
 		t.Fatalf("a blob was re-hashed before it was due (%v)", n)
 	}
 	clock.Add(int64(registry.DefaultBlobRehashInterval / time.Second))
-	runAll()
+	runUntilIdle(t, job)
 	if ok := validations(t, reg, "ok"); ok != 1 {
 		t.Fatalf("intact re-hashes: %v, want 1", ok)
 	}
 
 	// Flip the content on disk, keeping its size.
-	path := filepath.Join(dir, "storage", "tenant1", "test", "b", healthy.StorageID)
+	path := filepath.Join(root, "tenant1", "test", "b", healthy.StorageID)
 	if err := os.WriteFile(path, []byte(strings.ToUpper(content)), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	clock.Add(int64(2 * registry.DefaultBlobRehashInterval / time.Second))
-	runAll()
+	runUntilIdle(t, job)
 	if bad := validations(t, reg, "corrupt"); bad != 1 {
 		t.Fatalf("corrupt re-hashes: %v, want 1", bad)
 	}

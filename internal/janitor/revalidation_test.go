@@ -12,7 +12,6 @@ import (
 
 	"keppel/internal/db/sqlcore"
 	"keppel/internal/registry"
-	"keppel/internal/storage/fs"
 )
 
 // TestManifestRevalidation: re-validation writes a missing or different
@@ -21,26 +20,9 @@ import (
 // pushed again.
 func TestManifestRevalidation(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	driver, err := fs.New(filepath.Join(dir, "storage"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := newTestEnv(t, driver, "app")
+	env, root := newFSTestEnv(t, "app")
 	reg := prometheus.NewRegistry()
 	job := jobNamed(t, New(env.svc, Config{AbandonedUploadAge: time.Hour, Registerer: reg}, env.log), "manifest-revalidation")
-	run := func() {
-		t.Helper()
-		for range 10 {
-			more, err := job.Run(ctx)
-			if err != nil {
-				t.Fatalf("manifest-revalidation: %v", err)
-			}
-			if !more {
-				return
-			}
-		}
-	}
 	day := int64(registry.DefaultManifestRevalidationInterval / time.Second)
 	content := `{"schemaVersion":2,"mediaType":"` + indexType + `","manifests":[]}`
 	pushed, err := env.svc.PutManifest(ctx, env.repo, "v1", indexType, []byte(content), nil, nil)
@@ -48,16 +30,16 @@ func TestManifestRevalidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := pushed.Digest.String()
-	copyPath := filepath.Join(dir, "storage", "tenant1", "test", "m", "app", d)
+	copyPath := filepath.Join(root, "tenant1", "test", "m", "app", d)
 
 	// No background writer runs here: the copy is missing, and the first
 	// re-validation (a day after the push) writes it.
-	run()
+	runUntilIdle(t, job)
 	if _, err := os.Stat(copyPath); err == nil {
 		t.Fatal("re-validated before it was due")
 	}
 	env.clock.Add(day + 1)
-	run()
+	runUntilIdle(t, job)
 	if got, err := os.ReadFile(copyPath); err != nil || string(got) != content {
 		t.Fatalf("the missing copy was not written: %q, %v", got, err)
 	}
@@ -70,7 +52,7 @@ func TestManifestRevalidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.clock.Add(2 * day)
-	run()
+	runUntilIdle(t, job)
 	if got, _ := os.ReadFile(copyPath); string(got) != content {
 		t.Fatalf("the different copy was not repaired: %q", got)
 	}
@@ -81,7 +63,7 @@ func TestManifestRevalidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.clock.Add(2 * day)
-	run()
+	runUntilIdle(t, job)
 	if n := counter(t, reg, "keppel_manifest_validations_total", "invalid"); n != 1 {
 		t.Fatalf("invalid = %v, want 1", n)
 	}
