@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"keppel/internal/models"
 )
@@ -88,4 +89,12 @@ type ManifestBatchWriter interface {
 	// WriteManifests writes the files as WriteManifest would, each durable
 	// when the call returns; errs[i] is the outcome for files[i].
 	WriteManifests(ctx context.Context, files []ManifestFile) (errs []error)
+}
+
+// BlobURLSigner is implemented by drivers that can give clients a
+// time-limited URL to download a finished blob from the object store
+// directly.
+type BlobURLSigner interface {
+	// BlobURL returns a URL that serves the blob to anyone for ttl.
+	BlobURL(ctx context.Context, ref models.StorageRef, storageID string, ttl time.Duration) (string, error)
 }

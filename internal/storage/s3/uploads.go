@@ -1,0 +1,394 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"keppel/internal/models"
+	"keppel/internal/storage"
+)
+
+// chunkState is what an upload holds after a chunk: the multipart upload
+// and its parts (in order), and the bytes after the last part, which are in
+// the chunk's tail object.
+type chunkState struct {
+	UploadID   string   `json:"upload_id,omitempty"`
+	PartETags  []string `json:"parts,omitempty"`
+	PartsBytes int64    `json:"parts_bytes"`
+	TailBytes  int64    `json:"tail_bytes"`
+}
+
+func (s chunkState) size() int64 { return s.PartsBytes + s.TailBytes }
+
+// upload names one upload in progress.
+type upload struct {
+	area
+	storageID string
+	what      string
+}
+
+func (d *Driver) upload(ref models.StorageRef, storageID, verb string) (upload, error) {
+	a, err := d.area(ref)
+	if err != nil {
+		return upload{}, err
+	}
+	if err := storage.ValidateStorageID(storageID); err != nil {
+		return upload{}, err
+	}
+	return upload{area: a, storageID: storageID, what: fmt.Sprintf("%s %s in %s", verb, storageID, a.desc)}, nil
+}
+
+func (u upload) blobKey() string { return u.area.blobKey(u.storageID) }
+
+// readState loads the state after chunk n (ErrNotFound if it was never
+// written).
+func (d *Driver) readState(ctx context.Context, u upload, n uint32) (chunkState, error) {
+	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(u.bucket), Key: aws.String(u.stateKey(u.storageID, n))})
+	if err != nil {
+		return chunkState{}, wrap(err, fmt.Sprintf("%s: reading the state after chunk %d", u.what, n))
+	}
+	defer out.Body.Close()
+	var st chunkState
+	if err := json.NewDecoder(io.LimitReader(out.Body, 1<<20)).Decode(&st); err != nil {
+		return chunkState{}, fmt.Errorf("%s: decoding the state after chunk %d: %w", u.what, n, err)
+	}
+	return st, nil
+}
+
+// AppendToBlob implements storage.Driver. The chunk goes to S3 in parts of
+// PartSize bytes while it is received; the rest waits in a tail object for
+// the next chunk. The chunk counts only when its state object is written,
+// which is the last step.
+func (d *Driver) AppendToBlob(ctx context.Context, ref models.StorageRef, storageID string, chunkNumber uint32, offset int64, r io.Reader) (int64, error) {
+	u, err := d.upload(ref, storageID, "append to upload")
+	if err != nil {
+		return 0, err
+	}
+	if chunkNumber == 0 {
+		return 0, fmt.Errorf("%s: chunk numbers start at 1", u.what)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("%s: negative offset %d", u.what, offset)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", u.what, err)
+	}
+	var prev chunkState
+	if chunkNumber > 1 {
+		prev, err = d.readState(ctx, u, chunkNumber-1)
+		if errors.Is(err, storage.ErrNotFound) && offset == 0 {
+			prev, err = chunkState{}, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	} else if offset > 0 {
+		return 0, fmt.Errorf("%s: chunk 1 at offset %d: %w", u.what, offset, storage.ErrNotFound)
+	}
+	if offset > prev.size() {
+		return 0, fmt.Errorf("%s: offset %d, but the upload holds %d bytes: %w", u.what, offset, prev.size(), storage.ErrUploadOffsetMismatch)
+	}
+	keepTail := offset - prev.PartsBytes
+	if keepTail < 0 {
+		return 0, fmt.Errorf("%s: offset %d lies in parts already uploaded (%d bytes): %w", u.what, offset, prev.PartsBytes, storage.ErrUploadOffsetMismatch)
+	}
+
+	bufp := d.buffers.Get().(*[]byte)
+	defer d.buffers.Put(bufp)
+	buf := *bufp
+	if keepTail > 0 {
+		if err := d.readTail(ctx, u, chunkNumber-1, buf[:keepTail]); err != nil {
+			return 0, err
+		}
+	}
+	st := chunkState{UploadID: prev.UploadID, PartETags: prev.PartETags, PartsBytes: prev.PartsBytes}
+	fill := int(keepTail)
+	var written int64
+	src := contextReader{ctx: ctx, r: r}
+	for {
+		n, rerr := io.ReadFull(src, buf[fill:])
+		fill += n
+		written += int64(n)
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return 0, fmt.Errorf("%s: reading chunk %d: %w", u.what, chunkNumber, rerr)
+		}
+		if err := d.uploadPart(ctx, u, &st, buf[:fill]); err != nil {
+			return 0, err
+		}
+		fill = 0
+	}
+	if fill > 0 {
+		if err := d.putObject(ctx, u.area, u.tailKey(u.storageID, chunkNumber), buf[:fill], ""); err != nil {
+			return 0, fmt.Errorf("%s: storing the tail of chunk %d: %w", u.what, chunkNumber, err)
+		}
+	}
+	st.TailBytes = int64(fill)
+	if err := d.writeState(ctx, u, chunkNumber, st); err != nil {
+		return 0, err
+	}
+	return written, nil
+}
+
+func (d *Driver) writeState(ctx context.Context, u upload, n uint32, st chunkState) error {
+	body, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("%s: encoding the state after chunk %d: %w", u.what, n, err)
+	}
+	if err := d.putObject(ctx, u.area, u.stateKey(u.storageID, n), body, "application/json"); err != nil {
+		return fmt.Errorf("%s: storing the state after chunk %d: %w", u.what, n, err)
+	}
+	return nil
+}
+
+// readTail reads the first len(dst) bytes of chunk n's tail object.
+func (d *Driver) readTail(ctx context.Context, u upload, n uint32, dst []byte) error {
+	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(u.bucket), Key: aws.String(u.tailKey(u.storageID, n)),
+		Range: aws.String(fmt.Sprintf("bytes=0-%d", len(dst)-1)),
+	})
+	if err != nil {
+		return wrap(err, fmt.Sprintf("%s: reading the tail of chunk %d", u.what, n))
+	}
+	defer out.Body.Close()
+	if _, err := io.ReadFull(out.Body, dst); err != nil {
+		return fmt.Errorf("%s: reading the tail of chunk %d: %w", u.what, n, err)
+	}
+	return nil
+}
+
+// uploadPart uploads part as the next part of st's multipart upload,
+// starting the multipart upload if there is none yet.
+func (d *Driver) uploadPart(ctx context.Context, u upload, st *chunkState, part []byte) error {
+	if len(st.PartETags) >= maxParts-1 {
+		return fmt.Errorf("%s: the blob would need more than %d parts of %d bytes", u.what, maxParts, d.partSize)
+	}
+	if st.UploadID == "" {
+		id, err := d.startMultipart(ctx, u)
+		if err != nil {
+			return err
+		}
+		st.UploadID = id
+	}
+	number := int32(len(st.PartETags) + 1)
+	out, err := d.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: aws.String(u.bucket), Key: aws.String(u.blobKey()), UploadId: aws.String(st.UploadID),
+		PartNumber: aws.Int32(number), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
+	})
+	if err != nil {
+		return wrap(err, fmt.Sprintf("%s: uploading part %d", u.what, number))
+	}
+	st.PartETags = append(st.PartETags, aws.ToString(out.ETag))
+	st.PartsBytes += int64(len(part))
+	return nil
+}
+
+// startMultipart returns the multipart upload for the blob: one that an
+// earlier, failed attempt left behind, or a new one.
+func (d *Driver) startMultipart(ctx context.Context, u upload) (string, error) {
+	ids, err := d.multipartUploads(ctx, u.bucket, u.blobKey())
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", u.what, err)
+	}
+	if len(ids) > 0 {
+		return ids[0].id, nil
+	}
+	var id string
+	err = d.withBucket(ctx, u.area, func() error {
+		out, err := d.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+			Bucket: aws.String(u.bucket), Key: aws.String(u.blobKey()),
+		})
+		if err == nil {
+			id = aws.ToString(out.UploadId)
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: starting a multipart upload: %w", u.what, err)
+	}
+	return id, nil
+}
+
+// multipartUpload is a multipart upload in progress on some key.
+type multipartUpload struct {
+	key, id string
+}
+
+// multipartUploads lists the multipart uploads in progress on keys that
+// start with prefix (on exactly key, if prefix names a blob).
+func (d *Driver) multipartUploads(ctx context.Context, bucket, prefix string) ([]multipartUpload, error) {
+	var out []multipartUpload
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix)}
+	for range 1000 {
+		page, err := d.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			if hasCode(err, "NoSuchBucket") {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("listing multipart uploads: %w", err)
+		}
+		for _, up := range page.Uploads {
+			out = append(out, multipartUpload{key: aws.ToString(up.Key), id: aws.ToString(up.UploadId)})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return out, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+	return nil, errors.New("listing multipart uploads: too many pages")
+}
+
+// FinalizeBlob implements storage.Driver: it completes the multipart upload
+// (or, for a blob smaller than one part, copies the tail object into place
+// on the server), then removes the upload's state.
+func (d *Driver) FinalizeBlob(ctx context.Context, ref models.StorageRef, storageID string, chunkCount uint32) error {
+	u, err := d.upload(ref, storageID, "finalize upload")
+	if err != nil {
+		return err
+	}
+	var st chunkState
+	if chunkCount > 0 {
+		if st, err = d.readState(ctx, u, chunkCount); err != nil {
+			return err
+		}
+	}
+	switch {
+	case len(st.PartETags) > 0:
+		err = d.completeMultipart(ctx, u, chunkCount, st)
+	case st.TailBytes > 0:
+		_, err = d.client.CopyObject(ctx, &s3.CopyObjectInput{
+			Bucket: aws.String(u.bucket), Key: aws.String(u.blobKey()),
+			CopySource: aws.String(copySource(u.bucket, u.tailKey(storageID, chunkCount))),
+		})
+		if err != nil {
+			err = wrap(err, u.what+": copying the content into place")
+		}
+	default:
+		if err = d.putObject(ctx, u.area, u.blobKey(), nil, ""); err != nil {
+			err = fmt.Errorf("%s: storing an empty blob: %w", u.what, err)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := d.removeUpload(ctx, u, ""); err != nil {
+		return fmt.Errorf("%s: the blob is in place, but %w", u.what, err)
+	}
+	return nil
+}
+
+func (d *Driver) completeMultipart(ctx context.Context, u upload, chunkCount uint32, st chunkState) error {
+	parts := make([]types.CompletedPart, 0, len(st.PartETags)+1)
+	for i, etag := range st.PartETags {
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: aws.String(etag)})
+	}
+	if st.TailBytes > 0 {
+		number := int32(len(parts) + 1)
+		out, err := d.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+			Bucket: aws.String(u.bucket), Key: aws.String(u.blobKey()), UploadId: aws.String(st.UploadID),
+			PartNumber: aws.Int32(number), CopySource: aws.String(copySource(u.bucket, u.tailKey(u.storageID, chunkCount))),
+		})
+		if err != nil {
+			return wrap(err, fmt.Sprintf("%s: copying the last part", u.what))
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(number), ETag: out.CopyPartResult.ETag})
+	}
+	_, err := d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(u.bucket), Key: aws.String(u.blobKey()), UploadId: aws.String(st.UploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return wrap(err, u.what+": completing the multipart upload")
+	}
+	return nil
+}
+
+// copySource is the x-amz-copy-source value for an object.
+func copySource(bucket, key string) string {
+	return bucket + "/" + (&url.URL{Path: key}).EscapedPath()
+}
+
+// AbortBlobUpload implements storage.Driver.
+func (d *Driver) AbortBlobUpload(ctx context.Context, ref models.StorageRef, storageID string, chunkCount uint32) error {
+	u, err := d.upload(ref, storageID, "abort upload")
+	if err != nil {
+		return err
+	}
+	keys, err := d.listKeys(ctx, u.bucket, u.uploadDir(storageID))
+	if err != nil {
+		return fmt.Errorf("%s: %w", u.what, err)
+	}
+	ids, err := d.multipartUploads(ctx, u.bucket, u.blobKey())
+	if err != nil {
+		return fmt.Errorf("%s: %w", u.what, err)
+	}
+	if len(keys) == 0 && len(ids) == 0 {
+		return fmt.Errorf("%s: %w", u.what, storage.ErrNotFound)
+	}
+	if err := d.removeUpload(ctx, u, "all"); err != nil {
+		return fmt.Errorf("%s: %w", u.what, err)
+	}
+	return nil
+}
+
+// removeUpload deletes the upload's state and tail objects. With
+// multipart "all", it also aborts every multipart upload on the blob's key
+// (after a finalize, the one that made the blob is complete already, and
+// none remain unless an attempt failed).
+func (d *Driver) removeUpload(ctx context.Context, u upload, multipart string) error {
+	if multipart == "all" {
+		ids, err := d.multipartUploads(ctx, u.bucket, u.blobKey())
+		if err != nil {
+			return err
+		}
+		for _, up := range ids {
+			if up.key != u.blobKey() {
+				continue
+			}
+			_, err := d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(u.bucket), Key: aws.String(up.key), UploadId: aws.String(up.id),
+			})
+			if err != nil && !isNotFound(err) {
+				return fmt.Errorf("aborting multipart upload: %w", err)
+			}
+		}
+	}
+	keys, err := d.listKeys(ctx, u.bucket, u.uploadDir(u.storageID))
+	if err != nil {
+		return err
+	}
+	return d.deleteKeys(ctx, u.bucket, keys)
+}
+
+// contextReader stops reading once the context is done.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// trimPrefix returns key without prefix, and whether it had it.
+func trimPrefix(key, prefix string) (string, bool) {
+	if !strings.HasPrefix(key, prefix) {
+		return "", false
+	}
+	return key[len(prefix):], true
+}
