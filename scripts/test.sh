@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: static checks, unit and end-to-end tests with the
 # race detector (SQLite and a real PostgreSQL), the OCI conformance suite
-# against the real binary (SQLite and PostgreSQL), and bounded fuzzing.
+# against the real binary (SQLite, PostgreSQL, and PostgreSQL with a real S3
+# server), and bounded fuzzing.
 # It finds or starts what the tests need and is safe to run repeatedly.
 #
 # Environment:
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
+VERSITYGW_VERSION=v1.8.0
 CACHE_DIR=${KEPPEL_CACHE_DIR:-$HOME/.cache/keppel-ci}
 export KEPPEL_TEST_POSTGRES_URL=${KEPPEL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 FUZZTIME=${FUZZTIME:-20s}
@@ -74,6 +76,19 @@ ensure_conformance() {
   export KEPPEL_CONFORMANCE_BIN="$bin"
 }
 
+# versitygw is the real S3 server that the S3 driver, the conformance run on
+# S3 and the scale-out tests use; each test starts its own on a loopback port.
+ensure_versitygw() {
+  local bin="$CACHE_DIR/versitygw-$VERSITYGW_VERSION/versitygw"
+  if [ ! -x "$bin" ]; then
+    log "building versitygw $VERSITYGW_VERSION (the S3 server of the tests; once per machine)"
+    mkdir -p "$(dirname "$bin")"
+    GOBIN="$(dirname "$bin")" GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+  fi
+  export KEPPEL_VERSITYGW_BIN="$bin"
+  export KEPPEL_TEST_REQUIRE_S3=1
+}
+
 log "static checks"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
@@ -84,6 +99,7 @@ go vet ./...
 ensure_postgres
 if [ -z "${KEPPEL_TEST_REDIS_URL:-}" ]; then ensure_redis; fi
 ensure_conformance
+ensure_versitygw
 
 log "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...

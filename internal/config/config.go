@@ -74,10 +74,39 @@ type Database struct {
 
 // Storage selects the content storage driver.
 type Storage struct {
-	// Driver is "filesystem" (default) or "memory" (for tests only).
+	// Driver is "filesystem" (default), "s3", or "memory" (for tests only).
 	Driver string `yaml:"driver"`
 	// Path is the root of the filesystem driver (default <data_dir>/storage).
 	Path string `yaml:"path"`
+	// S3 configures the s3 driver.
+	S3 S3 `yaml:"s3"`
+}
+
+// S3 configures the storage driver for S3-compatible object stores.
+type S3 struct {
+	// Endpoint is the URL of the S3 API (empty: AWS).
+	Endpoint string `yaml:"endpoint"`
+	Region   string `yaml:"region"`
+	// AccessKeyID and SecretAccessKey are static credentials; without
+	// them the AWS SDK's default credential chain is used.
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	// PathStyle addresses buckets as <endpoint>/<bucket>.
+	PathStyle bool `yaml:"path_style"`
+	// Bucket keeps all accounts in one bucket, below
+	// <key_prefix><tenant>/<account>/.
+	Bucket    string `yaml:"bucket"`
+	KeyPrefix string `yaml:"key_prefix"`
+	// BucketPrefix, instead of Bucket, gives each account its own bucket
+	// named <bucket_prefix><account>.
+	BucketPrefix string `yaml:"bucket_prefix"`
+	// PartSize is the multipart upload part size in bytes (default 8 MiB,
+	// at least 5 MiB).
+	PartSize int64 `yaml:"part_size"`
+	// RedirectBlobGets answers blob GETs with a redirect to a presigned
+	// URL of the object store, valid for PresignTTL (default 15m).
+	RedirectBlobGets bool          `yaml:"redirect_blob_gets"`
+	PresignTTL       time.Duration `yaml:"presign_ttl"`
 }
 
 // Auth configures authentication and token issuance.
@@ -248,6 +277,17 @@ func integer(f func(c *Config) *int64) func(*Config, string) error {
 	}
 }
 
+func boolean(f func(c *Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		*f(c) = b
+		return nil
+	}
+}
+
 var envBindings = []envBinding{
 	{"KEPPEL_API_LISTEN_ADDRESS", str(func(c *Config) *string { return &c.API.ListenAddress })},
 	{"KEPPEL_API_PUBLIC_URL", str(func(c *Config) *string { return &c.API.PublicURL })},
@@ -271,6 +311,17 @@ var envBindings = []envBinding{
 	{"KEPPEL_DB_CACHE_MAX_BYTES", integer(func(c *Config) *int64 { return &c.Database.CacheMaxBytes })},
 	{"KEPPEL_STORAGE_DRIVER", str(func(c *Config) *string { return &c.Storage.Driver })},
 	{"KEPPEL_STORAGE_PATH", str(func(c *Config) *string { return &c.Storage.Path })},
+	{"KEPPEL_S3_ENDPOINT", str(func(c *Config) *string { return &c.Storage.S3.Endpoint })},
+	{"KEPPEL_S3_REGION", str(func(c *Config) *string { return &c.Storage.S3.Region })},
+	{"KEPPEL_S3_ACCESS_KEY_ID", str(func(c *Config) *string { return &c.Storage.S3.AccessKeyID })},
+	{"KEPPEL_S3_SECRET_ACCESS_KEY", str(func(c *Config) *string { return &c.Storage.S3.SecretAccessKey })},
+	{"KEPPEL_S3_PATH_STYLE", boolean(func(c *Config) *bool { return &c.Storage.S3.PathStyle })},
+	{"KEPPEL_S3_BUCKET", str(func(c *Config) *string { return &c.Storage.S3.Bucket })},
+	{"KEPPEL_S3_KEY_PREFIX", str(func(c *Config) *string { return &c.Storage.S3.KeyPrefix })},
+	{"KEPPEL_S3_BUCKET_PREFIX", str(func(c *Config) *string { return &c.Storage.S3.BucketPrefix })},
+	{"KEPPEL_S3_PART_SIZE", integer(func(c *Config) *int64 { return &c.Storage.S3.PartSize })},
+	{"KEPPEL_S3_REDIRECT_BLOB_GETS", boolean(func(c *Config) *bool { return &c.Storage.S3.RedirectBlobGets })},
+	{"KEPPEL_S3_PRESIGN_TTL", dur(func(c *Config) *time.Duration { return &c.Storage.S3.PresignTTL })},
 	{"KEPPEL_ADMIN_PASSWORD", str(func(c *Config) *string { return &c.Auth.AdminPassword })},
 	{"KEPPEL_AUTH_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.IssuerKeyFile })},
 	{"KEPPEL_AUTH_PREVIOUS_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.PreviousIssuerKeyFile })},
@@ -287,14 +338,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_JANITOR_MANIFEST_REVALIDATION_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.ManifestRevalidationInterval })},
 	{"KEPPEL_JANITOR_GC_POLICY_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.GCPolicyInterval })},
 	{"KEPPEL_JANITOR_GC_RECENT_PUSH_PROTECTION", dur(func(c *Config) *time.Duration { return &c.Janitor.GCRecentPushProtection })},
-	{"KEPPEL_JANITOR_GC_POLICIES_DRY_RUN", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return err
-		}
-		c.Janitor.GCPoliciesDryRun = b
-		return nil
-	}},
+	{"KEPPEL_JANITOR_GC_POLICIES_DRY_RUN", boolean(func(c *Config) *bool { return &c.Janitor.GCPoliciesDryRun })},
 	{"KEPPEL_JANITOR_BLOB_REHASH_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.BlobRehashInterval })},
 	{"KEPPEL_JANITOR_STORAGE_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.StorageSweepInterval })},
 	{"KEPPEL_MANAGED_ACCOUNTS_FILE", str(func(c *Config) *string { return &c.Janitor.ManagedAccountsFile })},
@@ -391,9 +435,13 @@ func (c *Config) complete() error {
 		if c.Storage.Path == "" {
 			c.Storage.Path = filepath.Join(c.DataDir, "storage")
 		}
+	case "s3":
+		if err := c.Storage.S3.validate(); err != nil {
+			return err
+		}
 	case "memory":
 	default:
-		return fmt.Errorf("storage.driver (KEPPEL_STORAGE_DRIVER) %q is not one of: filesystem, memory", c.Storage.Driver)
+		return fmt.Errorf("storage.driver (KEPPEL_STORAGE_DRIVER) %q is not one of: filesystem, s3, memory", c.Storage.Driver)
 	}
 	if c.Auth.SecretsKeyFile == "" {
 		c.Auth.SecretsKeyFile = filepath.Join(c.DataDir, "secrets-key")
@@ -492,4 +540,29 @@ func (d Database) postgresURL() string {
 	}
 	u.RawQuery = d.ConnectionOptions
 	return u.String()
+}
+
+func (s *S3) validate() error {
+	if (s.Bucket == "") == (s.BucketPrefix == "") {
+		return errors.New("storage.s3: set exactly one of bucket (KEPPEL_S3_BUCKET) and bucket_prefix (KEPPEL_S3_BUCKET_PREFIX)")
+	}
+	if s.Endpoint != "" {
+		u, err := url.Parse(s.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("storage.s3.endpoint (KEPPEL_S3_ENDPOINT) %q must be an http(s) URL", s.Endpoint)
+		}
+	}
+	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
+		return errors.New("storage.s3: access_key_id (KEPPEL_S3_ACCESS_KEY_ID) and secret_access_key (KEPPEL_S3_SECRET_ACCESS_KEY) go together")
+	}
+	if s.PartSize != 0 && s.PartSize < 5<<20 {
+		return fmt.Errorf("storage.s3.part_size (KEPPEL_S3_PART_SIZE) %d must be at least 5 MiB", s.PartSize)
+	}
+	if s.PresignTTL == 0 {
+		s.PresignTTL = 15 * time.Minute
+	}
+	if s.PresignTTL < time.Minute || s.PresignTTL > 7*24*time.Hour {
+		return fmt.Errorf("storage.s3.presign_ttl (KEPPEL_S3_PRESIGN_TTL) %s must be between 1m and 168h", s.PresignTTL)
+	}
+	return nil
 }

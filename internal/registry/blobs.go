@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"keppel/internal/db"
 	"keppel/internal/models"
 	"keppel/internal/oci"
+	"keppel/internal/storage"
 )
 
 // StatBlob returns the blob with the digest if it is mounted in the repository.
@@ -37,6 +39,20 @@ func (s *Service) OpenBlob(ctx context.Context, repo Repo, b models.Blob, offset
 		return nil, fmt.Errorf("reading blob %s: %w", b.Digest, err)
 	}
 	return rc, nil
+}
+
+// BlobURL returns a URL under which the storage serves the blob directly for
+// ttl, or "" if the storage driver cannot hand out such URLs.
+func (s *Service) BlobURL(ctx context.Context, repo Repo, b models.Blob, ttl time.Duration) (string, error) {
+	signer, ok := s.storage.(storage.BlobURLSigner)
+	if !ok {
+		return "", nil
+	}
+	u, err := signer.BlobURL(ctx, repo.StorageRef(), b.StorageID, ttl)
+	if err != nil {
+		return "", fmt.Errorf("signing a URL for blob %s: %w", b.Digest, err)
+	}
+	return u, nil
 }
 
 // DeleteBlob removes the blob from the repository. Its content stays in the

@@ -39,6 +39,7 @@ import (
 	"keppel/internal/storage"
 	"keppel/internal/storage/fs"
 	"keppel/internal/storage/memory"
+	"keppel/internal/storage/s3"
 )
 
 // Server is a fully built registry.
@@ -81,7 +82,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 }
 
 func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.Store) (*Server, error) {
-	driver, err := openStorage(cfg)
+	driver, err := openStorage(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +147,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		return nil, err
 	}
 	v2 := ociapi.New(ociapi.Deps{Service: svc, Tokens: tokens, Authz: authz, ClientIP: clientIPs.ClientIP,
-		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL, Limits: limits})
+		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL, Limits: limits,
+		BlobRedirectTTL: blobRedirectTTL(cfg)})
 	credentials, err := credentialDriver(ctx, cfg, store)
 	if err != nil {
 		return nil, err
@@ -226,8 +228,23 @@ func credentialDriver(ctx context.Context, cfg config.Config, store db.Store) (a
 	return auth.Chain{local, remote}, nil
 }
 
-func openStorage(cfg config.Config) (storage.Driver, error) {
+func openStorage(ctx context.Context, cfg config.Config) (storage.Driver, error) {
 	switch cfg.Storage.Driver {
+	case "s3":
+		c := cfg.Storage.S3
+		d, err := s3.New(ctx, s3.Config{
+			Endpoint: c.Endpoint, Region: c.Region, AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey,
+			PathStyle: c.PathStyle, Bucket: c.Bucket, KeyPrefix: c.KeyPrefix, BucketPrefix: c.BucketPrefix, PartSize: c.PartSize,
+		})
+		if err != nil {
+			return nil, err
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := d.Check(checkCtx); err != nil {
+			return nil, err
+		}
+		return d, nil
 	case "memory":
 		return memory.New(), nil
 	case "filesystem":
@@ -239,6 +256,15 @@ func openStorage(cfg config.Config) (storage.Driver, error) {
 	default:
 		return nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
 	}
+}
+
+// blobRedirectTTL is how long the presigned URLs of blob redirects are
+// valid (0: no redirects).
+func blobRedirectTTL(cfg config.Config) time.Duration {
+	if cfg.Storage.Driver == "s3" && cfg.Storage.S3.RedirectBlobGets {
+		return cfg.Storage.S3.PresignTTL
+	}
+	return 0
 }
 
 // Store returns the metadata store (for tests and maintenance commands).

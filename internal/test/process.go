@@ -80,16 +80,44 @@ func FreeAddress(t testing.TB) string {
 // healthy, and stops it when the test ends.
 func StartKeppel(t testing.TB, extraEnv ...string) *Process {
 	t.Helper()
+	return startKeppel(t, []string{"server"}, extraEnv)
+}
+
+// StartKeppelAPI runs `keppel server api` (no janitor) like StartKeppel.
+func StartKeppelAPI(t testing.TB, extraEnv ...string) *Process {
+	t.Helper()
+	return startKeppel(t, []string{"server", "api"}, extraEnv)
+}
+
+// StartKeppelJanitor runs `keppel server janitor` with the environment and
+// waits until it runs its jobs.
+func StartKeppelJanitor(t testing.TB, extraEnv ...string) *Process {
+	t.Helper()
+	return startKeppel(t, []string{"server", "janitor"}, extraEnv)
+}
+
+// Kill ends the process at once (SIGKILL), as a crash would.
+func (p *Process) Kill() {
+	_ = p.Cmd.Process.Kill()
+	p.stop()
+}
+
+func startKeppel(t testing.TB, args []string, extraEnv []string) *Process {
+	t.Helper()
 	bin := BuildKeppel(t)
 	addr := FreeAddress(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "server")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	janitorOnly := len(args) == 2 && args[1] == "janitor"
 	cmd.Env = append(os.Environ(),
 		"KEPPEL_API_LISTEN_ADDRESS="+addr,
 		"KEPPEL_DATA_DIR="+t.TempDir(),
 		"KEPPEL_ADMIN_PASSWORD="+AdminPassword,
 		"KEPPEL_LOG_LEVEL=warn",
 	)
+	if janitorOnly {
+		cmd.Env = append(cmd.Env, "KEPPEL_LOG_LEVEL=info")
+	}
 	cmd.Env = append(cmd.Env, extraEnv...)
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
 	if err != nil {
@@ -124,6 +152,15 @@ func StartKeppel(t testing.TB, extraEnv ...string) *Process {
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
+	for janitorOnly {
+		if strings.Contains(p.Log(), "keppel janitor is running") {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the keppel janitor did not start within 30s:\n%s", p.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for {
 		resp, err := client.Get(p.URL + "/healthcheck")
 		if err == nil {

@@ -42,8 +42,8 @@ func versitygwBinary() string {
 		}
 	}
 	if cache != "" {
-		if bin := filepath.Join(cache, "bin", "versitygw"); isExecutable(bin) {
-			return bin
+		if bins, _ := filepath.Glob(filepath.Join(cache, "versitygw-*", "versitygw")); len(bins) > 0 && isExecutable(bins[len(bins)-1]) {
+			return bins[len(bins)-1]
 		}
 	}
 	if bin, err := exec.LookPath("versitygw"); err == nil {

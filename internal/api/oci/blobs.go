@@ -10,7 +10,9 @@ import (
 
 	"keppel/internal/auth"
 	"keppel/internal/errcode"
+	"keppel/internal/models"
 	"keppel/internal/oci"
+	"keppel/internal/registry"
 )
 
 func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route) {
@@ -56,6 +58,9 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	if r.Method == http.MethodGet && !h.allowBlobPull(w, r, rt.repo, blob.SizeBytes) {
 		return
 	}
+	if r.Method == http.MethodGet && h.redirectTTL > 0 && h.redirectBlob(w, r, repo, blob) {
+		return
+	}
 	hdr := w.Header()
 	hdr.Set("Docker-Content-Digest", blob.Digest)
 	hdr.Set("Content-Type", "application/octet-stream")
@@ -99,6 +104,27 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	if err != nil && r.Context().Err() == nil {
 		h.log.Warn("blob download interrupted", "digest", blob.Digest, "sent", n, "of", length, "error", err)
 	}
+}
+
+// redirectBlob answers a blob GET with a temporary redirect to a presigned
+// storage URL. It reports false (and has written nothing) when the storage
+// cannot sign one, so that the content is served as usual.
+func (h *Handler) redirectBlob(w http.ResponseWriter, r *http.Request, repo registry.Repo, blob models.Blob) bool {
+	u, err := h.svc.BlobURL(r.Context(), repo, blob, h.redirectTTL)
+	if err != nil {
+		h.log.Warn("cannot redirect a blob download; serving it directly", "digest", blob.Digest, "error", err)
+		return false
+	}
+	if u == "" {
+		return false
+	}
+	hdr := w.Header()
+	hdr.Set("Docker-Content-Digest", blob.Digest)
+	hdr.Set("Location", u)
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	h.metrics.Pulled.WithLabelValues("blob").Inc()
+	return true
 }
 
 // allowBlobPull applies the blob pull limits to a GET of a blob of the

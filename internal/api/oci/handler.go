@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"keppel/internal/api/middleware"
 	"keppel/internal/audit"
@@ -26,6 +27,8 @@ type Handler struct {
 	log       *slog.Logger
 	publicURL string
 	limits    RateLimits
+	// redirectTTL > 0 sends blob GETs to a presigned storage URL.
+	redirectTTL time.Duration
 }
 
 // Deps are what the /v2/ handler is built from.
@@ -44,12 +47,17 @@ type Deps struct {
 	PublicURL string
 	// Limits are the per-account rate limits (none if zero).
 	Limits RateLimits
+	// BlobRedirectTTL, if positive, answers blob GETs with a redirect to a
+	// URL of the storage that is valid this long (where the storage driver
+	// can sign one).
+	BlobRedirectTTL time.Duration
 }
 
 // New builds the /v2/ handler.
 func New(d Deps) *Handler {
 	return &Handler{svc: d.Service, tokens: d.Tokens, authz: d.Authz, clientIP: d.ClientIP, metrics: d.Metrics,
-		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL, limits: d.Limits}
+		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL, limits: d.Limits,
+		redirectTTL: d.BlobRedirectTTL}
 }
 
 // actor returns who makes the request, for audit events stored by the

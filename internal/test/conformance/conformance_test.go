@@ -1,6 +1,7 @@
 // Package conformance runs the OCI distribution-spec conformance suite
-// against the real keppel binary, once on SQLite + filesystem and once on
-// PostgreSQL + filesystem, through the token flow. The suite's binary is
+// against the real keppel binary, on SQLite + filesystem, on PostgreSQL +
+// filesystem and on PostgreSQL + S3 (a real S3 server), through the token
+// flow. The suite's binary is
 // given by KEPPEL_CONFORMANCE_BIN (scripts/test.sh builds it); without it the
 // tests are skipped.
 package conformance
@@ -25,6 +26,15 @@ func TestConformancePostgres(t *testing.T) {
 	}
 	url := test.PostgresDatabase(t)
 	runConformance(t, []string{"KEPPEL_DB_URL=" + url})
+}
+
+func TestConformancePostgresS3(t *testing.T) {
+	if os.Getenv("KEPPEL_CONFORMANCE_BIN") == "" {
+		t.Skip("KEPPEL_CONFORMANCE_BIN is not set; scripts/test.sh sets it")
+	}
+	s3 := test.StartS3(t)
+	env := append(s3.Env(s3.Bucket(t)), "KEPPEL_DB_URL="+test.PostgresDatabase(t))
+	runConformance(t, env)
 }
 
 func runConformance(t *testing.T, extraEnv []string) {

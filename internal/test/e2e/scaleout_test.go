@@ -1,0 +1,294 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"keppel/internal/test"
+)
+
+// cluster is the reference deployment in small: API processes and a
+// janitor on one PostgreSQL database and one S3 bucket, sharing the token
+// signing key as every replica behind a load balancer must.
+type cluster struct {
+	lb      *test.LoadBalancer
+	apis    []*test.Process
+	janitor *test.Process
+}
+
+func startCluster(t *testing.T, apis int, extraEnv ...string) *cluster {
+	t.Helper()
+	s3 := test.StartS3(t)
+	lb := test.StartLoadBalancer(t)
+	keys := t.TempDir()
+	env := append(s3.Env(s3.Bucket(t)),
+		"KEPPEL_API_PUBLIC_URL="+lb.URL,
+		"KEPPEL_DB_URL="+test.PostgresDatabase(t),
+		"KEPPEL_S3_PART_SIZE=5242880",
+		"KEPPEL_AUTH_ISSUER_KEY_FILE="+filepath.Join(keys, "token-key.pem"),
+		"KEPPEL_SECRETS_KEY_FILE="+filepath.Join(keys, "secrets-key"),
+	)
+	env = append(env, extraEnv...)
+	c := &cluster{lb: lb}
+	// The first process creates the shared keys; the others read them.
+	for range apis {
+		c.apis = append(c.apis, test.StartKeppelAPI(t, env...))
+	}
+	c.janitor = test.StartKeppelJanitor(t, env...)
+	lb.SetBackends(c.apis...)
+	c.apis[0].CreateAccount(t, "shared", "tenant")
+	return c
+}
+
+// rawRequest sends one request to a process with a bearer token; path may
+// be a Location header from another process (only its path and query are
+// used, as a load balancer would route it anywhere).
+func rawRequest(t *testing.T, p *test.Process, method, path, token string, hdr http.Header, body io.Reader) *http.Response {
+	t.Helper()
+	u, err := url.Parse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, p.URL+u.RequestURI(), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s at %s: %v", method, path, p.Addr, err)
+	}
+	return resp
+}
+
+func expectStatus(t *testing.T, resp *http.Response, want int, what string) {
+	t.Helper()
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Fatalf("%s: HTTP %d, want %d: %s", what, resp.StatusCode, want, body)
+	}
+}
+
+// withDigest adds the digest parameter that finishes an upload.
+func withDigest(location, digest string) string {
+	sep := "?"
+	if strings.Contains(location, "?") {
+		sep = "&"
+	}
+	return location + sep + "digest=" + url.QueryEscape(digest)
+}
+
+func randomBlob(seed uint64, size int) []byte {
+	buf := make([]byte, size)
+	r := rand.New(rand.NewPCG(seed, 1))
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	return buf
+}
+
+func patchChunk(t *testing.T, p *test.Process, location, token string, offset int, chunk []byte, what string) string {
+	t.Helper()
+	hdr := http.Header{}
+	hdr.Set("Content-Type", "application/octet-stream")
+	hdr.Set("Content-Range", fmt.Sprintf("%d-%d", offset, offset+len(chunk)-1))
+	resp := rawRequest(t, p, http.MethodPatch, location, token, hdr, bytes.NewReader(chunk))
+	next := resp.Header.Get("Location")
+	wantRange := fmt.Sprintf("0-%d", offset+len(chunk)-1)
+	if got := resp.Header.Get("Range"); resp.StatusCode == http.StatusAccepted && got != wantRange {
+		t.Errorf("%s: Range %q, want %q", what, got, wantRange)
+	}
+	expectStatus(t, resp, http.StatusAccepted, what)
+	return next
+}
+
+func uploadRange(t *testing.T, p *test.Process, location, token string) string {
+	t.Helper()
+	resp := rawRequest(t, p, http.MethodGet, location, token, nil, nil)
+	rng := resp.Header.Get("Range")
+	expectStatus(t, resp, http.StatusNoContent, "GET upload status at "+p.Addr)
+	return rng
+}
+
+func expectBlobAt(t *testing.T, p *test.Process, token, digest string, want []byte) {
+	t.Helper()
+	resp := rawRequest(t, p, http.MethodGet, "/v2/shared/app/blobs/"+digest, token, nil, nil)
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET blob at %s: HTTP %d, %v", p.Addr, resp.StatusCode, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("GET blob at %s: %d bytes that differ from the %d pushed", p.Addr, len(got), len(want))
+	}
+}
+
+// TestScaleOutUploadMovesBetweenProcesses: two API processes and a janitor
+// on PostgreSQL and a real S3 server. A chunked upload started on one API
+// process continues and completes on the other (upload and hash state live
+// in the database and in S3, not in a process), and pulls through either
+// process see the same data.
+func TestScaleOutUploadMovesBetweenProcesses(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	a, b := c.apis[0], c.apis[1]
+	token := processToken(t, a, "repository:shared/app:pull,push")
+
+	chunks := [][]byte{randomBlob(1, 6<<20), randomBlob(2, 7<<20), randomBlob(3, 12345)}
+	var content []byte
+	for _, ch := range chunks {
+		content = append(content, ch...)
+	}
+	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(content))
+
+	resp := rawRequest(t, a, http.MethodPost, "/v2/shared/app/blobs/uploads/", token, nil, nil)
+	location := resp.Header.Get("Location")
+	expectStatus(t, resp, http.StatusAccepted, "POST upload at A")
+	location = patchChunk(t, a, location, token, 0, chunks[0], "PATCH chunk 1 at A")
+	location = patchChunk(t, b, location, token, len(chunks[0]), chunks[1], "PATCH chunk 2 at B")
+	if got, want := uploadRange(t, a, location, token), fmt.Sprintf("0-%d", len(chunks[0])+len(chunks[1])-1); got != want {
+		t.Fatalf("upload status at A after a chunk through B: Range %q, want %q", got, want)
+	}
+	hdr := http.Header{}
+	hdr.Set("Content-Type", "application/octet-stream")
+	resp = rawRequest(t, b, http.MethodPut, withDigest(location, digest), token, hdr, bytes.NewReader(chunks[2]))
+	expectStatus(t, resp, http.StatusCreated, "PUT final chunk at B")
+	expectBlobAt(t, a, token, digest, content)
+	expectBlobAt(t, b, token, digest, content)
+
+	// An image pushed through the load balancer (every request of the
+	// push going to the next process) is pulled whole through both.
+	img, err := random.Image(2048, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(c.lb.Addr+"/shared/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, adminAuth()); err != nil {
+		t.Fatalf("push through the load balancer: %v", err)
+	}
+	for range 2 {
+		expectImage(t, ref, img)
+	}
+}
+
+// expectImage pulls the image with all its layers and compares digests.
+func expectImage(t *testing.T, ref name.Reference, img v1.Image) {
+	t.Helper()
+	pulled, err := remote.Image(ref, adminAuth())
+	if err != nil {
+		t.Fatalf("pull %s: %v", ref, err)
+	}
+	want, _ := img.Digest()
+	if got, _ := pulled.Digest(); got != want {
+		t.Fatalf("pull %s: got %s, pushed %s", ref, got, want)
+	}
+	layers, err := pulled.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed() // ggcr verifies the digest while reading
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatalf("pull a layer of %s: %v", ref, err)
+		}
+		rc.Close()
+	}
+}
+
+// TestScaleOutUploadSurvivesKilledProcess kills an API process (SIGKILL)
+// while it receives a chunk. The client resumes through the other process:
+// the upload holds exactly the acknowledged chunks, the rest of the content
+// completes it, and an image whose push was acknowledged before the crash
+// is intact.
+func TestScaleOutUploadSurvivesKilledProcess(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	a, b := c.apis[0], c.apis[1]
+	token := processToken(t, b, "repository:shared/app:pull,push")
+
+	img, err := random.Image(4096, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(c.lb.Addr+"/shared/app:before-crash", name.Insecure)
+	if err := remote.Write(ref, img, adminAuth()); err != nil {
+		t.Fatalf("push through the load balancer: %v", err)
+	}
+
+	first, second := randomBlob(4, 6<<20), randomBlob(5, 9<<20)
+	content := append(append([]byte{}, first...), second...)
+	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(content))
+	resp := rawRequest(t, a, http.MethodPost, "/v2/shared/app/blobs/uploads/", token, nil, nil)
+	location := resp.Header.Get("Location")
+	expectStatus(t, resp, http.StatusAccepted, "POST upload at A")
+	location = patchChunk(t, a, location, token, 0, first, "PATCH chunk 1 at A")
+
+	// The second chunk reaches A in part (more than a multipart part, so
+	// A has written to S3), then A dies.
+	pr, pw := io.Pipe()
+	u, _ := url.Parse(location)
+	req, _ := http.NewRequest(http.MethodPatch, a.URL+u.RequestURI(), pr)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("the interrupted PATCH was answered with HTTP %d", resp.StatusCode)
+		}
+		done <- err
+	}()
+	if _, err := pw.Write(second[:7<<20]); err != nil {
+		t.Fatalf("streaming the second chunk: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // let A pass the bytes on to S3
+	a.Kill()
+	pw.CloseWithError(io.ErrClosedPipe)
+	select {
+	case err := <-done:
+		if err == nil || strings.Contains(err.Error(), "answered with") {
+			t.Fatalf("the PATCH to the killed process: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the PATCH to the killed process did not end")
+	}
+
+	// B knows the upload with exactly the acknowledged chunk.
+	if got, want := uploadRange(t, b, location, token), fmt.Sprintf("0-%d", len(first)-1); got != want {
+		t.Fatalf("upload status at B after A died: Range %q, want %q", got, want)
+	}
+	location = patchChunk(t, b, location, token, len(first), second, "PATCH chunk 2 at B")
+	resp = rawRequest(t, b, http.MethodPut, withDigest(location, digest), token, nil, nil)
+	expectStatus(t, resp, http.StatusCreated, "PUT at B")
+	expectBlobAt(t, b, token, digest, content)
+
+	// The load balancer takes the dead process out; the image pushed
+	// before the crash is whole.
+	c.lb.SetBackends(b)
+	expectImage(t, ref, img)
+}
