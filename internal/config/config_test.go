@@ -282,6 +282,33 @@ func TestMissingFile(t *testing.T) {
 	}
 }
 
+func TestS3FromEnvironment(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"KEPPEL_DATA_DIR":              t.TempDir(),
+		"KEPPEL_STORAGE_DRIVER":        "s3",
+		"KEPPEL_S3_ENDPOINT":           "http://127.0.0.1:9000",
+		"KEPPEL_S3_REGION":             "eu-de-1",
+		"KEPPEL_S3_ACCESS_KEY_ID":      "AK",
+		"KEPPEL_S3_SECRET_ACCESS_KEY":  "SK",
+		"KEPPEL_S3_PATH_STYLE":         "true",
+		"KEPPEL_S3_BUCKET_PREFIX":      "keppel-",
+		"KEPPEL_S3_PART_SIZE":          "16777216",
+		"KEPPEL_S3_REDIRECT_BLOB_GETS": "1",
+	}
+	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.S3{
+		Endpoint: "http://127.0.0.1:9000", Region: "eu-de-1", AccessKeyID: "AK", SecretAccessKey: "SK",
+		PathStyle: true, BucketPrefix: "keppel-", PartSize: 16 << 20, RedirectBlobGets: true, PresignTTL: 15 * time.Minute,
+	}
+	if cfg.Storage.S3 != want {
+		t.Errorf("storage.s3 = %+v, want %+v", cfg.Storage.S3, want)
+	}
+}
+
 func TestErrorsNameTheKey(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -310,6 +337,41 @@ func TestErrorsNameTheKey(t *testing.T) {
 			name:     "bad duration in YAML",
 			yaml:     "auth:\n  token_lifetime: forever\n",
 			wantKeys: []string{"forever"},
+		},
+		{
+			name:     "s3 without a bucket",
+			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "s3"},
+			wantKeys: []string{"KEPPEL_S3_BUCKET", "KEPPEL_S3_BUCKET_PREFIX"},
+		},
+		{
+			name:     "s3 with both bucket layouts",
+			yaml:     "storage:\n  driver: s3\n  s3:\n    bucket: b\n    bucket_prefix: p-\n",
+			wantKeys: []string{"bucket", "bucket_prefix"},
+		},
+		{
+			name:     "s3 endpoint that is no URL",
+			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "s3", "KEPPEL_S3_BUCKET": "b", "KEPPEL_S3_ENDPOINT": "127.0.0.1:9000"},
+			wantKeys: []string{"storage.s3.endpoint", "KEPPEL_S3_ENDPOINT"},
+		},
+		{
+			name:     "s3 access key without secret",
+			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "s3", "KEPPEL_S3_BUCKET": "b", "KEPPEL_S3_ACCESS_KEY_ID": "k"},
+			wantKeys: []string{"KEPPEL_S3_ACCESS_KEY_ID", "KEPPEL_S3_SECRET_ACCESS_KEY"},
+		},
+		{
+			name:     "s3 part size below the S3 minimum",
+			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "s3", "KEPPEL_S3_BUCKET": "b", "KEPPEL_S3_PART_SIZE": "1048576"},
+			wantKeys: []string{"storage.s3.part_size", "KEPPEL_S3_PART_SIZE"},
+		},
+		{
+			name:     "s3 presign TTL out of range",
+			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "s3", "KEPPEL_S3_BUCKET": "b", "KEPPEL_S3_PRESIGN_TTL": "1s"},
+			wantKeys: []string{"storage.s3.presign_ttl", "KEPPEL_S3_PRESIGN_TTL"},
+		},
+		{
+			name:     "s3 path style that is no boolean",
+			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "s3", "KEPPEL_S3_BUCKET": "b", "KEPPEL_S3_PATH_STYLE": "sometimes"},
+			wantKeys: []string{"KEPPEL_S3_PATH_STYLE"},
 		},
 		{
 			name:     "bad listen address",
