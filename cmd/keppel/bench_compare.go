@@ -33,7 +33,7 @@ const (
 
 func newBenchCompareCommand() *cobra.Command {
 	var (
-		distBin, keppelBin, pgURL, scenarios string
+		distBin, keppelBin, pgURL, scenarios, s3Bin string
 		rounds                               int
 		base                                 loadgen.Config
 		asJSON, skipLimits, tiny             bool
@@ -55,6 +55,11 @@ median of each figure per target and the median ratio Keppel/Distribution
 of the scenario's metric (throughput, higher is better; p50 latency for the
 catalog, lower is better) with its spread (min–max over the rounds). Without
 --distribution the ratios are relative to Keppel in embedded mode.
+
+With --s3-server (a versitygw binary), every target stores its content in
+its own bucket of one S3 server that runs on loopback over a temporary
+directory: Distribution with its S3 driver, Keppel with storage.driver s3.
+The targets' names then end in -s3.
 
 Unless --skip-limits, it first measures the machine's limits for context:
 sha256 throughput of one core, loopback TCP throughput, disk write+fsync
@@ -97,8 +102,33 @@ server's request rate with 32 clients.`,
 				}
 			}()
 			var targets []loadgen.Target
+			var store *benchS3
+			suffix := ""
+			// storageFor returns the S3 bucket of a target (nil without
+			// --s3-server).
+			storageFor := func(name string) (*loadgen.S3Bucket, error) {
+				if store == nil {
+					return nil, nil
+				}
+				b, err := store.bucket(ctx, name)
+				return &b, err
+			}
+			if s3Bin != "" {
+				store, err = startS3ForBench(ctx, s3Bin, progress)
+				if store != nil {
+					procs = append(procs, store.proc)
+				}
+				if err != nil {
+					return err
+				}
+				suffix = "-s3"
+			}
 			if distBin != "" {
-				p, err := startDistribution(ctx, distBin, progress)
+				bucket, err := storageFor("distribution")
+				if err != nil {
+					return err
+				}
+				p, err := startDistribution(ctx, distBin, bucket, suffix, progress)
 				if p != nil {
 					procs = append(procs, p)
 				}
@@ -107,7 +137,11 @@ server's request rate with 32 clients.`,
 				}
 				targets = append(targets, p.target)
 			}
-			p, err := startKeppelForBench(ctx, keppelBin, "keppel-embedded", nil, progress)
+			bucket, err := storageFor("keppel-embedded")
+			if err != nil {
+				return err
+			}
+			p, err := startKeppelForBench(ctx, keppelBin, "keppel-embedded"+suffix, s3Env(bucket), progress)
 			if p != nil {
 				procs = append(procs, p)
 			}
@@ -126,7 +160,11 @@ server's request rate with 32 clients.`,
 						fmt.Fprintf(progress, "dropping the benchmark database: %v\n", err)
 					}
 				}()
-				p, err := startKeppelForBench(ctx, keppelBin, "keppel-postgres", []string{"KEPPEL_DB_URL=" + dbURL}, progress)
+				bucket, err := storageFor("keppel-postgres")
+				if err != nil {
+					return err
+				}
+				p, err := startKeppelForBench(ctx, keppelBin, "keppel-postgres"+suffix, append(s3Env(bucket), "KEPPEL_DB_URL="+dbURL), progress)
 				if p != nil {
 					procs = append(procs, p)
 				}
@@ -184,6 +222,7 @@ server's request rate with 32 clients.`,
 	f.StringVar(&distBin, "distribution", "", "path to the CNCF Distribution registry binary (optional)")
 	f.StringVar(&keppelBin, "keppel", "", "path to the keppel binary to benchmark (required)")
 	f.StringVar(&pgURL, "postgres-url", "", "PostgreSQL server (loopback) to also benchmark Keppel on, in a throwaway database")
+	f.StringVar(&s3Bin, "s3-server", "", "versitygw binary: store every target's content in an S3 server on loopback")
 	f.IntVar(&rounds, "rounds", 3, "alternating rounds")
 	f.StringVar(&scenarios, "scenario", "all", "comma-separated scenarios, or all")
 	f.IntVar(&base.Clients, "clients", 32, "workers of the parallel scenarios")
@@ -305,7 +344,15 @@ func httpStatus(method, u, user, pass string, body io.Reader) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func startDistribution(ctx context.Context, bin string, progress io.Writer) (*benchProcess, error) {
+// s3Env returns keppel's environment for the bucket (none for nil).
+func s3Env(b *loadgen.S3Bucket) []string {
+	if b == nil {
+		return nil
+	}
+	return loadgen.KeppelS3Env(*b)
+}
+
+func startDistribution(ctx context.Context, bin string, bucket *loadgen.S3Bucket, suffix string, progress io.Writer) (*benchProcess, error) {
 	dir, err := os.MkdirTemp("", "keppel-bench-distribution-")
 	if err != nil {
 		return nil, err
@@ -316,6 +363,9 @@ func startDistribution(ctx context.Context, bin string, progress io.Writer) (*be
 		return nil, err
 	}
 	config := loadgen.DistributionConfig(filepath.Join(dir, "data"), addr)
+	if bucket != nil {
+		config = loadgen.DistributionS3Config(*bucket, addr)
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		os.RemoveAll(dir)
@@ -331,7 +381,7 @@ func startDistribution(ctx context.Context, bin string, progress io.Writer) (*be
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p.target = loadgen.Target{Name: "distribution", URL: u, PID: p.cmd.Process.Pid}
+	p.target = loadgen.Target{Name: "distribution" + suffix, URL: u, PID: p.cmd.Process.Pid}
 	return p, err
 }
 
