@@ -34,9 +34,9 @@ const (
 func newBenchCompareCommand() *cobra.Command {
 	var (
 		distBin, keppelBin, pgURL, scenarios, s3Bin string
-		rounds                               int
-		base                                 loadgen.Config
-		asJSON, skipLimits, tiny             bool
+		rounds                                      int
+		base                                        loadgen.Config
+		asJSON, skipLimits, tiny                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "compare",
