@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,17 +20,20 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/redis/go-redis/v9"
 
 	"keppel/internal/test"
 )
 
-// cluster is the reference deployment in small: API processes and a
-// janitor on one PostgreSQL database and one S3 bucket, sharing the token
-// signing key as every replica behind a load balancer must.
+// cluster is the reference deployment of docs/operator-guide.md in small:
+// API processes behind a load balancer and two janitors, on one PostgreSQL
+// database, one S3 bucket and one Redis server (for the rate limits),
+// sharing the token signing key as every replica must.
 type cluster struct {
-	lb      *test.LoadBalancer
-	apis    []*test.Process
-	janitor *test.Process
+	lb          *test.LoadBalancer
+	apis        []*test.Process
+	janitors    []*test.Process
+	redisPrefix string
 }
 
 func startCluster(t *testing.T, apis int, extraEnv ...string) *cluster {
@@ -35,7 +41,16 @@ func startCluster(t *testing.T, apis int, extraEnv ...string) *cluster {
 	s3 := test.StartS3(t)
 	lb := test.StartLoadBalancer(t)
 	keys := t.TempDir()
+	redisURL := os.Getenv("KEPPEL_TEST_REDIS_URL")
+	if redisURL == "" {
+		redisURL = "redis://127.0.0.1:6379/0"
+	}
+	redisPrefix := "keppel-test-" + randomHexString(6) + ":"
 	env := append(s3.Env(s3.Bucket(t)),
+		"KEPPEL_REDIS_URL="+redisURL,
+		"KEPPEL_RATELIMIT_REDIS_PREFIX="+redisPrefix,
+		"KEPPEL_RATELIMIT_BLOB_PUSH=1:1000", // refills slowly, so its key stays in Redis a while
+		"KEPPEL_RATELIMIT_MANIFEST_PULL=1000:1000",
 		"KEPPEL_API_PUBLIC_URL="+lb.URL,
 		"KEPPEL_DB_URL="+test.PostgresDatabase(t),
 		"KEPPEL_S3_PART_SIZE=5242880",
@@ -43,12 +58,14 @@ func startCluster(t *testing.T, apis int, extraEnv ...string) *cluster {
 		"KEPPEL_SECRETS_KEY_FILE="+filepath.Join(keys, "secrets-key"),
 	)
 	env = append(env, extraEnv...)
-	c := &cluster{lb: lb}
+	c := &cluster{lb: lb, redisPrefix: redisPrefix}
 	// The first process creates the shared keys; the others read them.
 	for range apis {
 		c.apis = append(c.apis, test.StartKeppelAPI(t, env...))
 	}
-	c.janitor = test.StartKeppelJanitor(t, env...)
+	for range 2 {
+		c.janitors = append(c.janitors, test.StartKeppelJanitor(t, env...))
+	}
 	lb.SetBackends(c.apis...)
 	c.apis[0].CreateAccount(t, "shared", "tenant")
 	return c
@@ -85,6 +102,12 @@ func expectStatus(t *testing.T, resp *http.Response, want int, what string) {
 	if resp.StatusCode != want {
 		t.Fatalf("%s: HTTP %d, want %d: %s", what, resp.StatusCode, want, body)
 	}
+}
+
+func randomHexString(n int) string {
+	b := make([]byte, n)
+	_, _ = cryptorand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // withDigest adds the digest parameter that finishes an upload.
@@ -190,6 +213,29 @@ func TestScaleOutUploadMovesBetweenProcesses(t *testing.T) {
 	for range 2 {
 		expectImage(t, ref, img)
 	}
+
+	// The API processes counted their requests in the shared Redis.
+	rdb := redis.NewClient(mustParseRedisURL(t, os.Getenv("KEPPEL_TEST_REDIS_URL")))
+	defer rdb.Close()
+	keys, err := rdb.Keys(t.Context(), c.redisPrefix+"*").Result()
+	if err != nil {
+		t.Fatalf("listing rate limit keys in Redis: %v", err)
+	}
+	if len(keys) == 0 {
+		t.Error("no rate limit state in Redis: the API processes do not share their limits")
+	}
+}
+
+func mustParseRedisURL(t *testing.T, url string) *redis.Options {
+	t.Helper()
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
 }
 
 // expectImage pulls the image with all its layers and compares digests.
