@@ -69,9 +69,8 @@ KEPPEL_* environment variables, which win. See docs/configuration.md.`,
 				return err
 			}
 			defer srv.Close()
-			log.Info("keppel janitor is running")
-			srv.RunJanitor(cmd.Context())
-			return nil
+			log.Info("keppel janitor is running", "listen_address", cfg.Janitor.ListenAddress)
+			return srv.RunJanitor(cmd.Context())
 		},
 	})
 	cmd.AddCommand(&cobra.Command{

@@ -171,6 +171,9 @@ type Audit struct {
 type Janitor struct {
 	// Embedded runs the janitor inside the API process (the default).
 	Embedded *bool `yaml:"embedded"`
+	// ListenAddress, if set, makes `keppel server janitor` serve /metrics
+	// and /healthcheck on this address.
+	ListenAddress string `yaml:"listen_address"`
 	// AbandonedUploadAge is how long an untouched upload is kept.
 	AbandonedUploadAge time.Duration `yaml:"abandoned_upload_age"`
 	// ManagedAccountsFile declares accounts that the janitor reconciles.
@@ -341,6 +344,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_JANITOR_GC_POLICIES_DRY_RUN", boolean(func(c *Config) *bool { return &c.Janitor.GCPoliciesDryRun })},
 	{"KEPPEL_JANITOR_BLOB_REHASH_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.BlobRehashInterval })},
 	{"KEPPEL_JANITOR_STORAGE_SWEEP_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.StorageSweepInterval })},
+	{"KEPPEL_JANITOR_LISTEN_ADDRESS", str(func(c *Config) *string { return &c.Janitor.ListenAddress })},
 	{"KEPPEL_MANAGED_ACCOUNTS_FILE", str(func(c *Config) *string { return &c.Janitor.ManagedAccountsFile })},
 	{"KEPPEL_JANITOR_EMBEDDED", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)

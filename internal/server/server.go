@@ -44,10 +44,12 @@ import (
 
 // Server is a fully built registry.
 type Server struct {
-	cfg      config.Config
-	log      *slog.Logger
-	store    db.Store
-	handler  http.Handler
+	cfg     config.Config
+	log     *slog.Logger
+	store   db.Store
+	handler http.Handler
+	// ops serves /metrics and /healthcheck.
+	ops      http.Handler
 	janitor  *janitor.Janitor
 	recorder *audit.Recorder
 	svc      *registry.Service
@@ -159,13 +161,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		ClientIP: clientIPs.ClientIP, Log: log,
 	})
 
+	ops := http.NewServeMux()
 	mux := http.NewServeMux()
 	v1Wrapped := middleware.Wrap(v1, log, metrics, keppelv1.RouteName)
 	mux.Handle("/keppel/v1/", v1Wrapped)
 	// Without this, the ServeMux would redirect GET /keppel/v1 to /keppel/v1/.
 	mux.Handle("/keppel/v1", v1Wrapped)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, r *http.Request) {
+	ops.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ops.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if err := store.Ping(ctx); err != nil {
@@ -177,6 +180,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		_, _ = w.Write([]byte("ok\n"))
 	})
 
+	mux.Handle("GET /metrics", ops)
+	mux.Handle("GET /healthcheck", ops)
+
 	// /v2/ bypasses the ServeMux, which would answer paths with ".." or "//"
 	// with a redirect; the OCI handler rejects them with NAME_INVALID.
 	v2Wrapped := middleware.Wrap(v2, log, metrics, ociapi.RouteName)
@@ -187,7 +193,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		}
 		mux.ServeHTTP(w, r)
 	})
-	s := &Server{cfg: cfg, log: log, store: store, svc: svc, stopCopies: svc.StartManifestCopies(), closeLimiter: closeLimiter}
+	s := &Server{cfg: cfg, log: log, store: store, svc: svc, ops: ops, stopCopies: svc.StartManifestCopies(), closeLimiter: closeLimiter}
 	jan := janitor.New(svc, janitor.Config{
 		AbandonedUploadAge:           cfg.Janitor.AbandonedUploadAge,
 		GCGracePeriod:                cfg.Janitor.GCGracePeriod,
@@ -308,9 +314,21 @@ func evaluateRBAC(a models.Account, repoName, username string, remoteIP net.IP) 
 	return d, nil
 }
 
-// RunJanitor runs the background jobs until ctx is cancelled.
-func (s *Server) RunJanitor(ctx context.Context) {
+// RunJanitor runs the background jobs until ctx is cancelled. With
+// janitor.listen_address, it serves /metrics and /healthcheck there
+// meanwhile.
+func (s *Server) RunJanitor(ctx context.Context) error {
+	if addr := s.cfg.Janitor.ListenAddress; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("janitor.listen_address: listening on %s: %w", addr, err)
+		}
+		srv := &http.Server{Handler: s.ops, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+	}
 	s.janitor.Run(ctx)
+	return nil
 }
 
 // pullFlushInterval is how often pulls are written to the metadata store.

@@ -30,10 +30,12 @@ import (
 // database, one S3 bucket and one Redis server (for the rate limits),
 // sharing the token signing key as every replica must.
 type cluster struct {
-	lb          *test.LoadBalancer
-	apis        []*test.Process
-	janitors    []*test.Process
-	redisPrefix string
+	lb       *test.LoadBalancer
+	apis     []*test.Process
+	janitors []*test.Process
+	// janitorAddrs serve the janitors' /metrics and /healthcheck.
+	janitorAddrs []string
+	redisPrefix  string
 }
 
 func startCluster(t *testing.T, apis int, extraEnv ...string) *cluster {
@@ -64,7 +66,9 @@ func startCluster(t *testing.T, apis int, extraEnv ...string) *cluster {
 		c.apis = append(c.apis, test.StartKeppelAPI(t, env...))
 	}
 	for range 2 {
-		c.janitors = append(c.janitors, test.StartKeppelJanitor(t, env...))
+		addr := test.FreeAddress(t)
+		c.janitors = append(c.janitors, test.StartKeppelJanitor(t, append(env, "KEPPEL_JANITOR_LISTEN_ADDRESS="+addr)...))
+		c.janitorAddrs = append(c.janitorAddrs, addr)
 	}
 	lb.SetBackends(c.apis...)
 	c.apis[0].CreateAccount(t, "shared", "tenant")
@@ -212,6 +216,21 @@ func TestScaleOutUploadMovesBetweenProcesses(t *testing.T) {
 	}
 	for range 2 {
 		expectImage(t, ref, img)
+	}
+
+	// The janitors answer health checks and serve their metrics.
+	for _, addr := range c.janitorAddrs {
+		for _, path := range []string{"/healthcheck", "/metrics"} {
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				t.Fatalf("janitor %s: %v", path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || (path == "/metrics" && !bytes.Contains(body, []byte("process_cpu_seconds_total"))) {
+				t.Errorf("janitor %s: HTTP %d %.200s", path, resp.StatusCode, body)
+			}
+		}
 	}
 
 	// The API processes counted their requests in the shared Redis.
