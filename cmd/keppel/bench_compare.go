@@ -36,7 +36,7 @@ func newBenchCompareCommand() *cobra.Command {
 		distBin, keppelBin, pgURL, scenarios, s3Bin string
 		rounds                                      int
 		base                                        loadgen.Config
-		asJSON, skipLimits, tiny                    bool
+		asJSON, skipLimits, tiny, s3Redirect        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "compare",
@@ -59,7 +59,9 @@ catalog, lower is better) with its spread (min–max over the rounds). Without
 With --s3-server (a versitygw binary), every target stores its content in
 its own bucket of one S3 server that runs on loopback over a temporary
 directory: Distribution with its S3 driver, Keppel with storage.driver s3.
-The targets' names then end in -s3.
+The targets' names then end in -s3. Both serve blob content themselves,
+unless --s3-redirect makes both answer blob GETs with redirects to
+presigned URLs of the S3 server (names ending in -s3-redirect).
 
 Unless --skip-limits, it first measures the machine's limits for context:
 sha256 throughput of one core, loopback TCP throughput, disk write+fsync
@@ -122,13 +124,16 @@ server's request rate with 32 clients.`,
 					return err
 				}
 				suffix = "-s3"
+				if s3Redirect {
+					suffix = "-s3-redirect"
+				}
 			}
 			if distBin != "" {
 				bucket, err := storageFor("distribution")
 				if err != nil {
 					return err
 				}
-				p, err := startDistribution(ctx, distBin, bucket, suffix, progress)
+				p, err := startDistribution(ctx, distBin, bucket, s3Redirect, suffix, progress)
 				if p != nil {
 					procs = append(procs, p)
 				}
@@ -141,7 +146,7 @@ server's request rate with 32 clients.`,
 			if err != nil {
 				return err
 			}
-			p, err := startKeppelForBench(ctx, keppelBin, "keppel-embedded"+suffix, s3Env(bucket), progress)
+			p, err := startKeppelForBench(ctx, keppelBin, "keppel-embedded"+suffix, s3Env(bucket, s3Redirect), progress)
 			if p != nil {
 				procs = append(procs, p)
 			}
@@ -164,7 +169,7 @@ server's request rate with 32 clients.`,
 				if err != nil {
 					return err
 				}
-				p, err := startKeppelForBench(ctx, keppelBin, "keppel-postgres"+suffix, append(s3Env(bucket), "KEPPEL_DB_URL="+dbURL), progress)
+				p, err := startKeppelForBench(ctx, keppelBin, "keppel-postgres"+suffix, append(s3Env(bucket, s3Redirect), "KEPPEL_DB_URL="+dbURL), progress)
 				if p != nil {
 					procs = append(procs, p)
 				}
@@ -223,6 +228,7 @@ server's request rate with 32 clients.`,
 	f.StringVar(&keppelBin, "keppel", "", "path to the keppel binary to benchmark (required)")
 	f.StringVar(&pgURL, "postgres-url", "", "PostgreSQL server (loopback) to also benchmark Keppel on, in a throwaway database")
 	f.StringVar(&s3Bin, "s3-server", "", "versitygw binary: store every target's content in an S3 server on loopback")
+	f.BoolVar(&s3Redirect, "s3-redirect", false, "with --s3-server: answer blob GETs with redirects to presigned S3 URLs")
 	f.IntVar(&rounds, "rounds", 3, "alternating rounds")
 	f.StringVar(&scenarios, "scenario", "all", "comma-separated scenarios, or all")
 	f.IntVar(&base.Clients, "clients", 32, "workers of the parallel scenarios")
@@ -345,14 +351,14 @@ func httpStatus(method, u, user, pass string, body io.Reader) (int, error) {
 }
 
 // s3Env returns keppel's environment for the bucket (none for nil).
-func s3Env(b *loadgen.S3Bucket) []string {
+func s3Env(b *loadgen.S3Bucket, redirect bool) []string {
 	if b == nil {
 		return nil
 	}
-	return loadgen.KeppelS3Env(*b)
+	return loadgen.KeppelS3Env(*b, redirect)
 }
 
-func startDistribution(ctx context.Context, bin string, bucket *loadgen.S3Bucket, suffix string, progress io.Writer) (*benchProcess, error) {
+func startDistribution(ctx context.Context, bin string, bucket *loadgen.S3Bucket, redirect bool, suffix string, progress io.Writer) (*benchProcess, error) {
 	dir, err := os.MkdirTemp("", "keppel-bench-distribution-")
 	if err != nil {
 		return nil, err
@@ -364,7 +370,7 @@ func startDistribution(ctx context.Context, bin string, bucket *loadgen.S3Bucket
 	}
 	config := loadgen.DistributionConfig(filepath.Join(dir, "data"), addr)
 	if bucket != nil {
-		config = loadgen.DistributionS3Config(*bucket, addr)
+		config = loadgen.DistributionS3Config(*bucket, addr, redirect)
 	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {

@@ -1,6 +1,9 @@
 package loadgen
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // DistributionConfig returns the configuration of a CNCF Distribution
 // registry as the benchmarks run it: filesystem storage under rootDir,
@@ -17,8 +20,15 @@ type S3Bucket struct {
 
 // DistributionS3Config is DistributionConfig with the registry's S3 driver
 // storing into the bucket (path-style addressing, plain HTTP on loopback).
-func DistributionS3Config(b S3Bucket, addr string) string {
-	return distributionConfig(fmt.Sprintf(`  s3:
+// With redirect, blob GETs are answered with redirects to presigned URLs
+// (Distribution's default); without, the registry serves the content
+// itself.
+func DistributionS3Config(b S3Bucket, addr string, redirect bool) string {
+	redirectSection := "  redirect:\n    disable: true\n"
+	if redirect {
+		redirectSection = ""
+	}
+	return distributionConfig(redirectSection+fmt.Sprintf(`  s3:
     accesskey: %s
     secretkey: %s
     region: %s
@@ -45,9 +55,10 @@ http:
 }
 
 // KeppelS3Env returns the environment that makes keppel store its content
-// in the bucket.
-func KeppelS3Env(b S3Bucket) []string {
+// in the bucket, redirecting blob GETs to presigned URLs with redirect.
+func KeppelS3Env(b S3Bucket, redirect bool) []string {
 	return []string{
+		"KEPPEL_S3_REDIRECT_BLOB_GETS=" + strconv.FormatBool(redirect),
 		"KEPPEL_STORAGE_DRIVER=s3",
 		"KEPPEL_S3_ENDPOINT=" + b.Endpoint,
 		"KEPPEL_S3_REGION=" + b.Region,

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,15 +102,16 @@ func (d *Driver) AppendToBlob(ctx context.Context, ref models.StorageRef, storag
 		return 0, fmt.Errorf("%s: offset %d lies in parts already uploaded (%d bytes): %w", u.what, offset, prev.PartsBytes, storage.ErrUploadOffsetMismatch)
 	}
 
-	bufp := d.buffers.Get().(*[]byte)
-	defer d.buffers.Put(bufp)
+	st := chunkState{UploadID: prev.UploadID, PartETags: prev.PartETags, PartsBytes: prev.PartsBytes}
+	parts := d.newPartPipeline(ctx, u, &st)
+	defer parts.close()
+	bufp := parts.buffer(nil)
 	buf := *bufp
 	if keepTail > 0 {
 		if err := d.readTail(ctx, u, chunkNumber-1, buf[:keepTail]); err != nil {
 			return 0, err
 		}
 	}
-	st := chunkState{UploadID: prev.UploadID, PartETags: prev.PartETags, PartsBytes: prev.PartsBytes}
 	fill := int(keepTail)
 	var written int64
 	src := contextReader{ctx: ctx, r: r}
@@ -125,10 +125,14 @@ func (d *Driver) AppendToBlob(ctx context.Context, ref models.StorageRef, storag
 		if rerr != nil {
 			return 0, fmt.Errorf("%s: reading chunk %d: %w", u.what, chunkNumber, rerr)
 		}
-		if err := d.uploadPart(ctx, u, &st, buf[:fill]); err != nil {
+		if err := parts.send(buf[:fill]); err != nil {
 			return 0, err
 		}
-		fill = 0
+		bufp = parts.buffer(bufp)
+		buf, fill = *bufp, 0
+	}
+	if err := parts.wait(); err != nil {
+		return 0, err
 	}
 	if fill > 0 {
 		if err := d.putObject(ctx, u.area, u.tailKey(u.storageID, chunkNumber), buf[:fill], ""); err != nil {
@@ -166,32 +170,6 @@ func (d *Driver) readTail(ctx context.Context, u upload, n uint32, dst []byte) e
 	if _, err := io.ReadFull(out.Body, dst); err != nil {
 		return fmt.Errorf("%s: reading the tail of chunk %d: %w", u.what, n, err)
 	}
-	return nil
-}
-
-// uploadPart uploads part as the next part of st's multipart upload,
-// starting the multipart upload if there is none yet.
-func (d *Driver) uploadPart(ctx context.Context, u upload, st *chunkState, part []byte) error {
-	if len(st.PartETags) >= maxParts-1 {
-		return fmt.Errorf("%s: the blob would need more than %d parts of %d bytes", u.what, maxParts, d.partSize)
-	}
-	if st.UploadID == "" {
-		id, err := d.startMultipart(ctx, u)
-		if err != nil {
-			return err
-		}
-		st.UploadID = id
-	}
-	number := int32(len(st.PartETags) + 1)
-	out, err := d.client.UploadPart(ctx, &s3.UploadPartInput{
-		Bucket: aws.String(u.bucket), Key: aws.String(u.blobKey()), UploadId: aws.String(st.UploadID),
-		PartNumber: aws.Int32(number), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
-	})
-	if err != nil {
-		return wrap(err, fmt.Sprintf("%s: uploading part %d", u.what, number))
-	}
-	st.PartETags = append(st.PartETags, aws.ToString(out.ETag))
-	st.PartsBytes += int64(len(part))
 	return nil
 }
 
