@@ -2,7 +2,7 @@
 # Runs the whole test suite: static checks, unit and end-to-end tests with the
 # race detector (SQLite and a real PostgreSQL), the OCI conformance suite
 # against the real binary (SQLite, PostgreSQL, and PostgreSQL with a real S3
-# server), and bounded fuzzing.
+# server and with a real Swift), and bounded fuzzing.
 # It finds or starts what the tests need and is safe to run repeatedly.
 #
 # Environment:
@@ -89,6 +89,16 @@ ensure_versitygw() {
   export KEPPEL_TEST_REQUIRE_S3=1
 }
 
+# A single-replica OpenStack Swift on loopback (Debian's packages, installed
+# if missing) for the Swift driver and the conformance run on Swift; it keeps
+# running between runs and is reused.
+ensure_swift() {
+  local env
+  env=$(scripts/swift-aio.sh "$CACHE_DIR/swift-aio")
+  eval "$env"
+  export KEPPEL_TEST_REQUIRE_SWIFT=1
+}
+
 log "static checks"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
@@ -100,6 +110,7 @@ ensure_postgres
 if [ -z "${KEPPEL_TEST_REDIS_URL:-}" ]; then ensure_redis; fi
 ensure_conformance
 ensure_versitygw
+ensure_swift
 
 log "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...

@@ -80,6 +80,30 @@ type Storage struct {
 	Path string `yaml:"path"`
 	// S3 configures the s3 driver.
 	S3 S3 `yaml:"s3"`
+	// Swift configures the swift driver.
+	Swift Swift `yaml:"swift"`
+}
+
+// Swift configures the storage driver for OpenStack Swift.
+type Swift struct {
+	// AuthURL is the identity endpoint (Keystone v3 or v2, or TempAuth v1).
+	AuthURL  string `yaml:"auth_url"`
+	UserName string `yaml:"user_name"`
+	Password string `yaml:"password"`
+	// UserDomainName, ProjectName and ProjectDomainName scope a Keystone
+	// token.
+	UserDomainName    string `yaml:"user_domain_name"`
+	ProjectName       string `yaml:"project_name"`
+	ProjectDomainName string `yaml:"project_domain_name"`
+	RegionName        string `yaml:"region_name"`
+	// ContainerPrefix starts the name of each account's container.
+	ContainerPrefix string `yaml:"container_prefix"`
+	// TempURLKey is the Swift account's Temp-URL-Key (for redirects).
+	TempURLKey string `yaml:"temp_url_key"`
+	// RedirectBlobGets answers blob GETs with a redirect to a temporary URL
+	// valid for PresignTTL (default 15m); needs TempURLKey.
+	RedirectBlobGets bool          `yaml:"redirect_blob_gets"`
+	PresignTTL       time.Duration `yaml:"presign_ttl"`
 }
 
 // S3 configures the storage driver for S3-compatible object stores.
@@ -314,6 +338,17 @@ var envBindings = []envBinding{
 	{"KEPPEL_DB_CACHE_MAX_BYTES", integer(func(c *Config) *int64 { return &c.Database.CacheMaxBytes })},
 	{"KEPPEL_STORAGE_DRIVER", str(func(c *Config) *string { return &c.Storage.Driver })},
 	{"KEPPEL_STORAGE_PATH", str(func(c *Config) *string { return &c.Storage.Path })},
+	{"KEPPEL_SWIFT_AUTH_URL", str(func(c *Config) *string { return &c.Storage.Swift.AuthURL })},
+	{"KEPPEL_SWIFT_USER_NAME", str(func(c *Config) *string { return &c.Storage.Swift.UserName })},
+	{"KEPPEL_SWIFT_PASSWORD", str(func(c *Config) *string { return &c.Storage.Swift.Password })},
+	{"KEPPEL_SWIFT_USER_DOMAIN_NAME", str(func(c *Config) *string { return &c.Storage.Swift.UserDomainName })},
+	{"KEPPEL_SWIFT_PROJECT_NAME", str(func(c *Config) *string { return &c.Storage.Swift.ProjectName })},
+	{"KEPPEL_SWIFT_PROJECT_DOMAIN_NAME", str(func(c *Config) *string { return &c.Storage.Swift.ProjectDomainName })},
+	{"KEPPEL_SWIFT_REGION_NAME", str(func(c *Config) *string { return &c.Storage.Swift.RegionName })},
+	{"KEPPEL_SWIFT_CONTAINER_PREFIX", str(func(c *Config) *string { return &c.Storage.Swift.ContainerPrefix })},
+	{"KEPPEL_SWIFT_TEMP_URL_KEY", str(func(c *Config) *string { return &c.Storage.Swift.TempURLKey })},
+	{"KEPPEL_SWIFT_REDIRECT_BLOB_GETS", boolean(func(c *Config) *bool { return &c.Storage.Swift.RedirectBlobGets })},
+	{"KEPPEL_SWIFT_PRESIGN_TTL", dur(func(c *Config) *time.Duration { return &c.Storage.Swift.PresignTTL })},
 	{"KEPPEL_S3_ENDPOINT", str(func(c *Config) *string { return &c.Storage.S3.Endpoint })},
 	{"KEPPEL_S3_REGION", str(func(c *Config) *string { return &c.Storage.S3.Region })},
 	{"KEPPEL_S3_ACCESS_KEY_ID", str(func(c *Config) *string { return &c.Storage.S3.AccessKeyID })},
@@ -443,9 +478,13 @@ func (c *Config) complete() error {
 		if err := c.Storage.S3.validate(); err != nil {
 			return err
 		}
+	case "swift":
+		if err := c.Storage.Swift.validate(); err != nil {
+			return err
+		}
 	case "memory":
 	default:
-		return fmt.Errorf("storage.driver (KEPPEL_STORAGE_DRIVER) %q is not one of: filesystem, s3, memory", c.Storage.Driver)
+		return fmt.Errorf("storage.driver (KEPPEL_STORAGE_DRIVER) %q is not one of: filesystem, s3, swift, memory", c.Storage.Driver)
 	}
 	if c.Auth.SecretsKeyFile == "" {
 		c.Auth.SecretsKeyFile = filepath.Join(c.DataDir, "secrets-key")
@@ -567,6 +606,29 @@ func (s *S3) validate() error {
 	}
 	if s.PresignTTL < time.Minute || s.PresignTTL > 7*24*time.Hour {
 		return fmt.Errorf("storage.s3.presign_ttl (KEPPEL_S3_PRESIGN_TTL) %s must be between 1m and 168h", s.PresignTTL)
+	}
+	return nil
+}
+
+func (s *Swift) validate() error {
+	u, err := url.Parse(s.AuthURL)
+	if s.AuthURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("storage.swift.auth_url (KEPPEL_SWIFT_AUTH_URL) %q must be an http(s) URL", s.AuthURL)
+	}
+	if s.UserName == "" {
+		return errors.New("storage.swift.user_name (KEPPEL_SWIFT_USER_NAME) is required")
+	}
+	if strings.Contains(s.ContainerPrefix, "/") {
+		return fmt.Errorf("storage.swift.container_prefix (KEPPEL_SWIFT_CONTAINER_PREFIX) %q must not contain a slash", s.ContainerPrefix)
+	}
+	if s.RedirectBlobGets && s.TempURLKey == "" {
+		return errors.New("storage.swift.redirect_blob_gets (KEPPEL_SWIFT_REDIRECT_BLOB_GETS) needs storage.swift.temp_url_key (KEPPEL_SWIFT_TEMP_URL_KEY)")
+	}
+	if s.PresignTTL == 0 {
+		s.PresignTTL = 15 * time.Minute
+	}
+	if s.PresignTTL < time.Minute || s.PresignTTL > 7*24*time.Hour {
+		return fmt.Errorf("storage.swift.presign_ttl (KEPPEL_SWIFT_PRESIGN_TTL) %s must be between 1m and 168h", s.PresignTTL)
 	}
 	return nil
 }

@@ -339,6 +339,22 @@ func TestErrorsNameTheKey(t *testing.T) {
 			wantKeys: []string{"forever"},
 		},
 		{
+			name:     "swift without an auth URL",
+			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "swift"},
+			wantKeys: []string{"storage.swift.auth_url", "KEPPEL_SWIFT_AUTH_URL"},
+		},
+		{
+			name:     "swift without a user",
+			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "swift", "KEPPEL_SWIFT_AUTH_URL": "https://keystone.example.com/v3"},
+			wantKeys: []string{"KEPPEL_SWIFT_USER_NAME"},
+		},
+		{
+			name: "swift redirects without a temp URL key",
+			env: map[string]string{"KEPPEL_STORAGE_DRIVER": "swift", "KEPPEL_SWIFT_AUTH_URL": "https://keystone.example.com/v3",
+				"KEPPEL_SWIFT_USER_NAME": "keppel", "KEPPEL_SWIFT_REDIRECT_BLOB_GETS": "true"},
+			wantKeys: []string{"KEPPEL_SWIFT_REDIRECT_BLOB_GETS", "KEPPEL_SWIFT_TEMP_URL_KEY"},
+		},
+		{
 			name:     "s3 without a bucket",
 			env:      map[string]string{"KEPPEL_STORAGE_DRIVER": "s3"},
 			wantKeys: []string{"KEPPEL_S3_BUCKET", "KEPPEL_S3_BUCKET_PREFIX"},

@@ -40,6 +40,7 @@ import (
 	"keppel/internal/storage/fs"
 	"keppel/internal/storage/memory"
 	"keppel/internal/storage/s3"
+	"keppel/internal/storage/swift"
 )
 
 // Server is a fully built registry.
@@ -251,6 +252,22 @@ func openStorage(ctx context.Context, cfg config.Config) (storage.Driver, error)
 			return nil, err
 		}
 		return d, nil
+	case "swift":
+		c := cfg.Storage.Swift
+		d, err := swift.New(swift.Config{
+			AuthURL: c.AuthURL, UserName: c.UserName, Password: c.Password,
+			UserDomain: c.UserDomainName, Project: c.ProjectName, ProjectDomain: c.ProjectDomainName,
+			Region: c.RegionName, ContainerPrefix: c.ContainerPrefix, TempURLKey: c.TempURLKey,
+		})
+		if err != nil {
+			return nil, err
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := d.Check(checkCtx); err != nil {
+			return nil, err
+		}
+		return d, nil
 	case "memory":
 		return memory.New(), nil
 	case "filesystem":
@@ -267,8 +284,11 @@ func openStorage(ctx context.Context, cfg config.Config) (storage.Driver, error)
 // blobRedirectTTL is how long the presigned URLs of blob redirects are
 // valid (0: no redirects).
 func blobRedirectTTL(cfg config.Config) time.Duration {
-	if cfg.Storage.Driver == "s3" && cfg.Storage.S3.RedirectBlobGets {
+	switch {
+	case cfg.Storage.Driver == "s3" && cfg.Storage.S3.RedirectBlobGets:
 		return cfg.Storage.S3.PresignTTL
+	case cfg.Storage.Driver == "swift" && cfg.Storage.Swift.RedirectBlobGets:
+		return cfg.Storage.Swift.PresignTTL
 	}
 	return 0
 }

@@ -64,3 +64,16 @@ func (s *SwiftServer) ContainerPrefix(t testing.TB) string {
 	})
 	return prefix
 }
+
+// Env returns the KEPPEL_* variables that point a keppel process at this
+// Swift, with containers of a fresh prefix that are deleted after the test.
+func (s *SwiftServer) Env(t testing.TB) []string {
+	t.Helper()
+	return []string{
+		"KEPPEL_STORAGE_DRIVER=swift",
+		"KEPPEL_SWIFT_AUTH_URL=" + s.AuthURL,
+		"KEPPEL_SWIFT_USER_NAME=" + s.User,
+		"KEPPEL_SWIFT_PASSWORD=" + s.Key,
+		"KEPPEL_SWIFT_CONTAINER_PREFIX=" + s.ContainerPrefix(t),
+	}
+}

@@ -1,7 +1,7 @@
 // Package conformance runs the OCI distribution-spec conformance suite
 // against the real keppel binary, on SQLite + filesystem, on PostgreSQL +
-// filesystem and on PostgreSQL + S3 (a real S3 server), through the token
-// flow. The suite's binary is
+// filesystem, on PostgreSQL + S3 (a real S3 server) and on PostgreSQL +
+// Swift (a real Swift), through the token flow. The suite's binary is
 // given by KEPPEL_CONFORMANCE_BIN (scripts/test.sh builds it); without it the
 // tests are skipped.
 package conformance
@@ -35,6 +35,14 @@ func TestConformancePostgresS3(t *testing.T) {
 	s3 := test.StartS3(t)
 	env := append(s3.Env(s3.Bucket(t)), "KEPPEL_DB_URL="+test.PostgresDatabase(t))
 	runConformance(t, env)
+}
+
+func TestConformancePostgresSwift(t *testing.T) {
+	if os.Getenv("KEPPEL_CONFORMANCE_BIN") == "" {
+		t.Skip("KEPPEL_CONFORMANCE_BIN is not set; scripts/test.sh sets it")
+	}
+	swift := test.SwiftFromEnvironment(t)
+	runConformance(t, append(swift.Env(t), "KEPPEL_DB_URL="+test.PostgresDatabase(t)))
 }
 
 func runConformance(t *testing.T, extraEnv []string) {
