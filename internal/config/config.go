@@ -82,6 +82,10 @@ type Storage struct {
 	S3 S3 `yaml:"s3"`
 	// Swift configures the swift driver.
 	Swift Swift `yaml:"swift"`
+	// MigrateFrom, if set, is the storage that content moves away from:
+	// it is still read, and the storage sweep moves each account's content
+	// from it to this storage.
+	MigrateFrom *Storage `yaml:"migrate_from"`
 }
 
 // Swift configures the storage driver for OpenStack Swift.
@@ -338,6 +342,14 @@ var envBindings = []envBinding{
 	{"KEPPEL_DB_CACHE_MAX_BYTES", integer(func(c *Config) *int64 { return &c.Database.CacheMaxBytes })},
 	{"KEPPEL_STORAGE_DRIVER", str(func(c *Config) *string { return &c.Storage.Driver })},
 	{"KEPPEL_STORAGE_PATH", str(func(c *Config) *string { return &c.Storage.Path })},
+	{"KEPPEL_STORAGE_MIGRATE_FROM_DRIVER", func(c *Config, v string) error {
+		c.Storage.migrateFrom().Driver = v
+		return nil
+	}},
+	{"KEPPEL_STORAGE_MIGRATE_FROM_PATH", func(c *Config, v string) error {
+		c.Storage.migrateFrom().Path = v
+		return nil
+	}},
 	{"KEPPEL_SWIFT_AUTH_URL", str(func(c *Config) *string { return &c.Storage.Swift.AuthURL })},
 	{"KEPPEL_SWIFT_USER_NAME", str(func(c *Config) *string { return &c.Storage.Swift.UserName })},
 	{"KEPPEL_SWIFT_PASSWORD", str(func(c *Config) *string { return &c.Storage.Swift.Password })},
@@ -469,22 +481,25 @@ func (c *Config) complete() error {
 		c.Database.SQLitePath = filepath.Join(c.DataDir, "keppel.db")
 	}
 
-	switch c.Storage.Driver {
-	case "filesystem":
-		if c.Storage.Path == "" {
-			c.Storage.Path = filepath.Join(c.DataDir, "storage")
+	if err := c.Storage.validate(c.DataDir, "storage"); err != nil {
+		return err
+	}
+	if m := c.Storage.MigrateFrom; m != nil {
+		if m.MigrateFrom != nil {
+			return errors.New("storage.migrate_from.migrate_from: one migration at a time")
 		}
-	case "s3":
-		if err := c.Storage.S3.validate(); err != nil {
-			return err
+		if m.Driver == "memory" {
+			return errors.New("storage.migrate_from.driver (KEPPEL_STORAGE_MIGRATE_FROM_DRIVER) cannot be memory")
 		}
-	case "swift":
-		if err := c.Storage.Swift.validate(); err != nil {
-			return err
+		if m.Driver == "filesystem" && m.Path == "" {
+			return errors.New("storage.migrate_from.path (KEPPEL_STORAGE_MIGRATE_FROM_PATH) is required for a filesystem")
 		}
-	case "memory":
-	default:
-		return fmt.Errorf("storage.driver (KEPPEL_STORAGE_DRIVER) %q is not one of: filesystem, s3, swift, memory", c.Storage.Driver)
+		if err := m.validate(c.DataDir, "storage.migrate_from"); err != nil {
+			return fmt.Errorf("storage.migrate_from: %w", err)
+		}
+		if m.Driver == c.Storage.Driver && m.Driver == "filesystem" && filepath.Clean(m.Path) == filepath.Clean(c.Storage.Path) {
+			return errors.New("storage.migrate_from.path (KEPPEL_STORAGE_MIGRATE_FROM_PATH) is the storage itself")
+		}
 	}
 	if c.Auth.SecretsKeyFile == "" {
 		c.Auth.SecretsKeyFile = filepath.Join(c.DataDir, "secrets-key")
@@ -629,6 +644,37 @@ func (s *Swift) validate() error {
 	}
 	if s.PresignTTL < time.Minute || s.PresignTTL > 7*24*time.Hour {
 		return fmt.Errorf("storage.swift.presign_ttl (KEPPEL_SWIFT_PRESIGN_TTL) %s must be between 1m and 168h", s.PresignTTL)
+	}
+	return nil
+}
+
+// migrateFrom returns MigrateFrom, creating it (as a filesystem) if unset.
+func (s *Storage) migrateFrom() *Storage {
+	if s.MigrateFrom == nil {
+		s.MigrateFrom = &Storage{Driver: "filesystem"}
+	}
+	return s.MigrateFrom
+}
+
+// validate checks a storage section (key names the section) and fills in
+// defaults.
+func (s *Storage) validate(dataDir, key string) error {
+	switch s.Driver {
+	case "filesystem":
+		if s.Path == "" {
+			s.Path = filepath.Join(dataDir, "storage")
+		}
+	case "s3":
+		if err := s.S3.validate(); err != nil {
+			return err
+		}
+	case "swift":
+		if err := s.Swift.validate(); err != nil {
+			return err
+		}
+	case "memory":
+	default:
+		return fmt.Errorf("%s.driver (KEPPEL_STORAGE_DRIVER) %q is not one of: filesystem, s3, swift, memory", key, s.Driver)
 	}
 	return nil
 }

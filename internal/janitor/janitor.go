@@ -177,6 +177,10 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 					log.Info("deleted objects unknown to the database from the storage",
 						"account", res.Account.AccountName, "count", len(res.Deleted))
 				}
+				if res.Migrated > 0 {
+					log.Info("moved content to the new storage backend", "account", res.Account.AccountName,
+						"moved", res.Migrated, "remaining", res.PendingMigration)
+				}
 				return claimed && err == nil, err
 			},
 		},

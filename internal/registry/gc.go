@@ -67,13 +67,30 @@ type StorageSweep struct {
 	// that the database had not known for a grace period.
 	Found   int
 	Deleted []db.StorageObject
+	// While the storage moves to a new backend: Migrated counts the
+	// objects moved in this sweep, PendingMigration those that remain on
+	// the old backend.
+	Migrated, PendingMigration int
 }
+
+// While the storage moves to a new backend (storage.Migrator), each
+// account's sweep is due at least every MigrationSweepInterval and moves
+// objects for at most MigrationBudget: well below the interval, so that no
+// other janitor claims the account while it moves.
+const (
+	MigrationSweepInterval = 15 * time.Minute
+	MigrationBudget        = 5 * time.Minute
+)
 
 // SweepStorage compares the storage of the next account that is due with
 // the database and deletes the objects that the database has not known for
 // a grace period (left behind by crashes between a row's delete and its
 // content's, for instance). claimed is false if no account was due.
 func (s *Service) SweepStorage(ctx context.Context, grace, interval time.Duration) (res StorageSweep, claimed bool, err error) {
+	migrator, migrating := s.storage.(storage.Migrator)
+	if migrating {
+		interval = min(interval, MigrationSweepInterval)
+	}
 	now := s.now()
 	ref, claimed, err := s.db.ClaimStorageSweep(ctx, now, now.Add(spread(interval)))
 	if err != nil || !claimed {
@@ -111,7 +128,45 @@ func (s *Service) SweepStorage(ctx context.Context, grace, interval time.Duratio
 		}
 		res.Deleted = append(res.Deleted, o)
 	}
+	if migrating {
+		res.Migrated, res.PendingMigration, err = migrateAccount(ctx, migrator, ref, time.Now().Add(MigrationBudget))
+		errs = append(errs, err)
+	}
 	return res, true, errors.Join(errs...)
+}
+
+// migrateAccount moves the account's manifest copies and blobs from the old
+// storage backend to the new one until the deadline.
+func migrateAccount(ctx context.Context, m storage.Migrator, ref models.StorageRef, deadline time.Time) (moved, pending int, err error) {
+	blobs, manifests, err := m.PendingMigration(ctx, ref)
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing what account %s has on the old storage: %w", ref.AccountName, err)
+	}
+	pending = len(blobs) + len(manifests)
+	var errs []error
+	for _, mf := range manifests {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return moved, pending, errors.Join(errs...)
+		}
+		if err := m.MigrateManifest(ctx, ref, mf); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		moved++
+		pending--
+	}
+	for _, b := range blobs {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			break
+		}
+		if err := m.MigrateBlob(ctx, ref, b); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		moved++
+		pending--
+	}
+	return moved, pending, errors.Join(errs...)
 }
 
 // DefaultBlobRehashInterval is how often each blob's content is read back

@@ -39,6 +39,7 @@ import (
 	"keppel/internal/storage"
 	"keppel/internal/storage/fs"
 	"keppel/internal/storage/memory"
+	"keppel/internal/storage/migration"
 	"keppel/internal/storage/s3"
 	"keppel/internal/storage/swift"
 )
@@ -85,7 +86,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 }
 
 func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.Store) (*Server, error) {
-	driver, err := openStorage(ctx, cfg)
+	driver, err := openStorage(ctx, cfg.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -235,10 +236,24 @@ func credentialDriver(ctx context.Context, cfg config.Config, store db.Store) (a
 	return auth.Chain{local, remote}, nil
 }
 
-func openStorage(ctx context.Context, cfg config.Config) (storage.Driver, error) {
-	switch cfg.Storage.Driver {
+// openStorage opens the configured storage driver; with migrate_from, one
+// that moves the content from the old storage to it.
+func openStorage(ctx context.Context, cfg config.Storage) (storage.Driver, error) {
+	d, err := openStorageDriver(ctx, cfg)
+	if err != nil || cfg.MigrateFrom == nil {
+		return d, err
+	}
+	from, err := openStorageDriver(ctx, *cfg.MigrateFrom)
+	if err != nil {
+		return nil, fmt.Errorf("storage.migrate_from: %w", err)
+	}
+	return migration.New(d, from), nil
+}
+
+func openStorageDriver(ctx context.Context, cfg config.Storage) (storage.Driver, error) {
+	switch cfg.Driver {
 	case "s3":
-		c := cfg.Storage.S3
+		c := cfg.S3
 		d, err := s3.New(ctx, s3.Config{
 			Endpoint: c.Endpoint, Region: c.Region, AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey,
 			PathStyle: c.PathStyle, Bucket: c.Bucket, KeyPrefix: c.KeyPrefix, BucketPrefix: c.BucketPrefix, PartSize: c.PartSize,
@@ -253,7 +268,7 @@ func openStorage(ctx context.Context, cfg config.Config) (storage.Driver, error)
 		}
 		return d, nil
 	case "swift":
-		c := cfg.Storage.Swift
+		c := cfg.Swift
 		d, err := swift.New(swift.Config{
 			AuthURL: c.AuthURL, UserName: c.UserName, Password: c.Password,
 			UserDomain: c.UserDomainName, Project: c.ProjectName, ProjectDomain: c.ProjectDomainName,
@@ -271,13 +286,13 @@ func openStorage(ctx context.Context, cfg config.Config) (storage.Driver, error)
 	case "memory":
 		return memory.New(), nil
 	case "filesystem":
-		d, err := fs.New(cfg.Storage.Path)
+		d, err := fs.New(cfg.Path)
 		if err != nil {
 			return nil, fmt.Errorf("opening filesystem storage: %w", err)
 		}
 		return d, nil
 	default:
-		return nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
+		return nil, fmt.Errorf("unknown storage driver %q", cfg.Driver)
 	}
 }
 

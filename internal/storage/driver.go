@@ -33,6 +33,7 @@ type Driver interface {
 	// exactly offset bytes as far as later calls are concerned. If the
 	// upload holds fewer than offset bytes, it fails with
 	// ErrUploadOffsetMismatch; with offset > 0 and no upload, ErrNotFound.
+	// Both errors are returned before anything is read from r.
 	AppendToBlob(ctx context.Context, ref models.StorageRef, storageID string, chunkNumber uint32, offset int64, r io.Reader) (int64, error)
 	// FinalizeBlob makes the upload readable as a blob under the same
 	// storageID. chunkCount is the number of chunks appended; with
@@ -97,4 +98,17 @@ type ManifestBatchWriter interface {
 type BlobURLSigner interface {
 	// BlobURL returns a URL that serves the blob to anyone for ttl.
 	BlobURL(ctx context.Context, ref models.StorageRef, storageID string, ttl time.Duration) (string, error)
+}
+
+// Migrator is implemented by a driver that moves content from an old
+// backend to a new one while it serves from both (see package migration).
+type Migrator interface {
+	// PendingMigration lists the finished blobs and manifests of the
+	// account that are still on the old backend.
+	PendingMigration(ctx context.Context, ref models.StorageRef) ([]StoredBlob, []StoredManifest, error)
+	// MigrateBlob copies a finished blob to the new backend and then
+	// deletes it from the old one.
+	MigrateBlob(ctx context.Context, ref models.StorageRef, blob StoredBlob) error
+	// MigrateManifest does the same for a manifest copy.
+	MigrateManifest(ctx context.Context, ref models.StorageRef, manifest StoredManifest) error
 }
