@@ -309,6 +309,33 @@ func TestS3FromEnvironment(t *testing.T) {
 	}
 }
 
+func TestStorageMigrationFromEnvironment(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"KEPPEL_DATA_DIR":                    t.TempDir(),
+		"KEPPEL_STORAGE_DRIVER":              "s3",
+		"KEPPEL_S3_BUCKET":                   "keppel",
+		"KEPPEL_STORAGE_MIGRATE_FROM_PATH":   "/srv/keppel/storage",
+		"KEPPEL_STORAGE_MIGRATE_FROM_DRIVER": "filesystem",
+	}
+	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.Storage.MigrateFrom; m == nil || m.Driver != "filesystem" || m.Path != "/srv/keppel/storage" {
+		t.Errorf("storage.migrate_from = %+v", m)
+	}
+	delete(env, "KEPPEL_STORAGE_MIGRATE_FROM_PATH")
+	delete(env, "KEPPEL_STORAGE_MIGRATE_FROM_DRIVER")
+	cfg, err = config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.MigrateFrom != nil {
+		t.Errorf("storage.migrate_from = %+v without any setting", cfg.Storage.MigrateFrom)
+	}
+}
+
 func TestErrorsNameTheKey(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -337,6 +364,26 @@ func TestErrorsNameTheKey(t *testing.T) {
 			name:     "bad duration in YAML",
 			yaml:     "auth:\n  token_lifetime: forever\n",
 			wantKeys: []string{"forever"},
+		},
+		{
+			name:     "migration from a filesystem without a path",
+			env:      map[string]string{"KEPPEL_STORAGE_MIGRATE_FROM_DRIVER": "filesystem"},
+			wantKeys: []string{"storage.migrate_from.path", "KEPPEL_STORAGE_MIGRATE_FROM_PATH"},
+		},
+		{
+			name:     "migration from the storage itself",
+			env:      map[string]string{"KEPPEL_STORAGE_PATH": "/srv/keppel", "KEPPEL_STORAGE_MIGRATE_FROM_PATH": "/srv/keppel/"},
+			wantKeys: []string{"storage.migrate_from.path"},
+		},
+		{
+			name:     "migration from memory",
+			env:      map[string]string{"KEPPEL_STORAGE_MIGRATE_FROM_DRIVER": "memory"},
+			wantKeys: []string{"storage.migrate_from.driver"},
+		},
+		{
+			name:     "migration from a broken S3 section",
+			yaml:     "storage:\n  migrate_from:\n    driver: s3\n",
+			wantKeys: []string{"storage.migrate_from", "bucket"},
 		},
 		{
 			name:     "swift without an auth URL",
