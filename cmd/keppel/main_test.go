@@ -163,6 +163,7 @@ func TestValidateConfig(t *testing.T) {
 	badLevel := write("level.yaml", "log_level: loud\n")
 	empty := write("empty.yaml", "")
 	postgres := write("postgres.yaml", "database:\n  hostname: db\n")
+	moving := write("moving.yaml", "storage:\n  driver: s3\n  s3:\n    endpoint: https://s3.example.com\n    bucket: keppel\n    secret_access_key: hidden\n    access_key_id: k\n  migrate_from:\n    driver: filesystem\n    path: /srv/old\n")
 
 	tests := []struct {
 		name    string
@@ -185,6 +186,11 @@ func TestValidateConfig(t *testing.T) {
 			name:    "PostgreSQL",
 			args:    []string{"server", "validate-config", "--config", postgres},
 			wantOut: []string{"configuration is valid", "PostgreSQL"},
+		},
+		{
+			name:    "S3, moving from a filesystem",
+			args:    []string{"server", "validate-config", "--config", moving},
+			wantOut: []string{"S3 at https://s3.example.com (region ", "bucket keppel", "moving from:", "filesystem at /srv/old"},
 		},
 		{
 			name:    "file from the environment",
@@ -245,6 +251,9 @@ func TestValidateConfig(t *testing.T) {
 				if !strings.Contains(out, want) {
 					t.Errorf("output %q does not contain %q", out, want)
 				}
+			}
+			if strings.Contains(out, "hidden") {
+				t.Errorf("output %q shows a secret", out)
 			}
 		})
 	}

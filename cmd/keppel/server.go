@@ -90,7 +90,10 @@ KEPPEL_* environment variables, which win. See docs/configuration.md.`,
 			} else {
 				fmt.Fprintln(cmd.OutOrStdout(), "  metadata:       SQLite at", cfg.Database.SQLitePath)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "  storage:       ", cfg.Storage.Driver, cfg.Storage.Path)
+			fmt.Fprintln(cmd.OutOrStdout(), "  storage:       ", describeStorage(cfg.Storage))
+			if cfg.Storage.MigrateFrom != nil {
+				fmt.Fprintln(cmd.OutOrStdout(), "  moving from:   ", describeStorage(*cfg.Storage.MigrateFrom))
+			}
 			return nil
 		},
 	})
@@ -121,4 +124,26 @@ Push an image:     docker push %[2]s/library/hello:latest
 `, srv.AdminPasswordGenerated, hostOf(cfg.API.PublicURL), cfg.API.PublicURL)
 		}
 	})
+}
+
+// describeStorage names a storage configuration without its secrets.
+func describeStorage(s config.Storage) string {
+	switch s.Driver {
+	case "filesystem":
+		return "filesystem at " + s.Path
+	case "s3":
+		where := "bucket " + s.S3.Bucket
+		if s.S3.Bucket == "" {
+			where = "a bucket per account named " + s.S3.BucketPrefix + "<account>"
+		}
+		endpoint := s.S3.Endpoint
+		if endpoint == "" {
+			endpoint = "AWS"
+		}
+		return fmt.Sprintf("S3 at %s (region %s), %s", endpoint, s.S3.Region, where)
+	case "swift":
+		return fmt.Sprintf("Swift via %s as %s, containers %s<account>", s.Swift.AuthURL, s.Swift.UserName, s.Swift.ContainerPrefix)
+	default:
+		return s.Driver
+	}
 }

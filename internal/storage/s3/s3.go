@@ -39,6 +39,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"keppel/internal/models"
@@ -77,8 +78,8 @@ type Config struct {
 	// bucket named <BucketPrefix><account>, created on first write.
 	BucketPrefix string
 	// PartSize is the size of the parts of multipart uploads (default
-	// DefaultPartSize, at least MinPartSize). Each upload in progress holds
-	// one part in memory.
+	// DefaultPartSize, at least MinPartSize). Each upload request holds up
+	// to two parts in memory: one being received, one being sent.
 	PartSize int64
 	// HTTPClient replaces the SDK's HTTP client (optional).
 	HTTPClient *http.Client
@@ -231,7 +232,12 @@ func (d *Driver) ensureBucket(ctx context.Context, a area) error {
 	if _, ok := d.buckets.Load(a.bucket); ok {
 		return nil
 	}
-	_, err := d.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(a.bucket)})
+	in := &s3.CreateBucketInput{Bucket: aws.String(a.bucket)}
+	if d.cfg.Region != "us-east-1" {
+		// Everywhere but in AWS's first region, the region is named again.
+		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(d.cfg.Region)}
+	}
+	_, err := d.client.CreateBucket(ctx, in)
 	if err != nil && !hasCode(err, "BucketAlreadyOwnedByYou", "BucketAlreadyExists") {
 		return fmt.Errorf("creating bucket %s for %s: %w", a.bucket, a.desc, err)
 	}

@@ -241,3 +241,26 @@ func TestBlobURL(t *testing.T) {
 		t.Error("BlobURL with an invalid storage ID succeeded")
 	}
 }
+
+// A restart with a smaller part size in the middle of an upload: the next
+// chunk starts with a tail larger than its part buffer.
+func TestPartSizeChangeBetweenChunks(t *testing.T) {
+	srv := test.StartS3(t)
+	bucket := srv.Bucket(t)
+	big := newDriver(t, srv, s3.Config{Bucket: bucket, PartSize: 8 << 20})
+	small := newDriver(t, srv, s3.Config{Bucket: bucket, PartSize: s3.MinPartSize})
+	first, second := randomContent(11, 7<<20), randomContent(12, 4<<20)
+	if _, err := big.AppendToBlob(t.Context(), ref, "resized", 1, 0, bytes.NewReader(first)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := small.AppendToBlob(t.Context(), ref, "resized", 2, int64(len(first)), bytes.NewReader(second))
+	if err != nil || n != int64(len(second)) {
+		t.Fatalf("AppendToBlob with the smaller part size: %d bytes, %v", n, err)
+	}
+	if err := small.FinalizeBlob(t.Context(), ref, "resized", 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readAll(t, big, "resized"), append(first, second...); !bytes.Equal(got, want) {
+		t.Fatalf("blob content differs (%d bytes, want %d)", len(got), len(want))
+	}
+}

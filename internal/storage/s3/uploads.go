@@ -105,20 +105,25 @@ func (d *Driver) AppendToBlob(ctx context.Context, ref models.StorageRef, storag
 	st := chunkState{UploadID: prev.UploadID, PartETags: prev.PartETags, PartsBytes: prev.PartsBytes}
 	parts := d.newPartPipeline(ctx, u, &st)
 	defer parts.close()
-	bufp := parts.buffer(nil)
-	buf := *bufp
+	// The kept part of the previous chunk's tail comes first, then the
+	// chunk.
+	var src io.Reader = contextReader{ctx: ctx, r: r}
 	if keepTail > 0 {
-		if err := d.readTail(ctx, u, chunkNumber-1, buf[:keepTail]); err != nil {
+		tail, err := d.openTail(ctx, u, chunkNumber-1, keepTail)
+		if err != nil {
 			return 0, err
 		}
+		defer tail.Close()
+		src = io.MultiReader(&exactReader{r: tail, left: keepTail, what: "the tail of the previous chunk"}, src)
 	}
-	fill := int(keepTail)
-	var written int64
-	src := contextReader{ctx: ctx, r: r}
+	bufp := parts.buffer(nil)
+	buf := *bufp
+	fill := 0
+	var total int64
 	for {
 		n, rerr := io.ReadFull(src, buf[fill:])
 		fill += n
-		written += int64(n)
+		total += int64(n)
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
 		}
@@ -131,6 +136,7 @@ func (d *Driver) AppendToBlob(ctx context.Context, ref models.StorageRef, storag
 		bufp = parts.buffer(bufp)
 		buf, fill = *bufp, 0
 	}
+	written := total - keepTail
 	if err := parts.wait(); err != nil {
 		return 0, err
 	}
@@ -157,20 +163,41 @@ func (d *Driver) writeState(ctx context.Context, u upload, n uint32, st chunkSta
 	return nil
 }
 
-// readTail reads the first len(dst) bytes of chunk n's tail object.
-func (d *Driver) readTail(ctx context.Context, u upload, n uint32, dst []byte) error {
+// openTail opens the first n bytes of chunk k's tail object.
+func (d *Driver) openTail(ctx context.Context, u upload, k uint32, n int64) (io.ReadCloser, error) {
 	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{
-		Bucket: aws.String(u.bucket), Key: aws.String(u.tailKey(u.storageID, n)),
-		Range: aws.String(fmt.Sprintf("bytes=0-%d", len(dst)-1)),
+		Bucket: aws.String(u.bucket), Key: aws.String(u.tailKey(u.storageID, k)),
+		Range: aws.String(fmt.Sprintf("bytes=0-%d", n-1)),
 	})
 	if err != nil {
-		return wrap(err, fmt.Sprintf("%s: reading the tail of chunk %d", u.what, n))
+		return nil, wrap(err, fmt.Sprintf("%s: reading the tail of chunk %d", u.what, k))
 	}
-	defer out.Body.Close()
-	if _, err := io.ReadFull(out.Body, dst); err != nil {
-		return fmt.Errorf("%s: reading the tail of chunk %d: %w", u.what, n, err)
+	return out.Body, nil
+}
+
+// exactReader reads exactly left bytes from r: less is an error.
+type exactReader struct {
+	r    io.Reader
+	left int64
+	what string
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
 	}
-	return nil
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		return n, fmt.Errorf("%s ended %d bytes early: %w", e.what, e.left, io.ErrUnexpectedEOF)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
 }
 
 // startMultipart returns the multipart upload for the blob: one that an
@@ -261,7 +288,9 @@ func (d *Driver) FinalizeBlob(ctx context.Context, ref models.StorageRef, storag
 	if err != nil {
 		return err
 	}
-	if err := d.removeUpload(ctx, u, ""); err != nil {
+	// What is left of the upload goes: its state and tails, and multipart
+	// uploads on the key that earlier, failed attempts began.
+	if err := d.removeUpload(ctx, u, "all"); err != nil {
 		return fmt.Errorf("%s: the blob is in place, but %w", u.what, err)
 	}
 	return nil
@@ -280,6 +309,9 @@ func (d *Driver) completeMultipart(ctx context.Context, u upload, chunkCount uin
 		})
 		if err != nil {
 			return wrap(err, fmt.Sprintf("%s: copying the last part", u.what))
+		}
+		if out.CopyPartResult == nil || out.CopyPartResult.ETag == nil {
+			return fmt.Errorf("%s: copying the last part: the server returned no ETag", u.what)
 		}
 		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(number), ETag: out.CopyPartResult.ETag})
 	}
@@ -322,9 +354,9 @@ func (d *Driver) AbortBlobUpload(ctx context.Context, ref models.StorageRef, sto
 }
 
 // removeUpload deletes the upload's state and tail objects. With
-// multipart "all", it also aborts every multipart upload on the blob's key
-// (after a finalize, the one that made the blob is complete already, and
-// none remain unless an attempt failed).
+// multipart "all", it also aborts every multipart upload in progress on the
+// blob's key (after a finalize, the one that made the blob is complete
+// already; others remain only from attempts that failed).
 func (d *Driver) removeUpload(ctx context.Context, u upload, multipart string) error {
 	if multipart == "all" {
 		ids, err := d.multipartUploads(ctx, u.bucket, u.blobKey())
