@@ -261,12 +261,7 @@ func openStorageDriver(ctx context.Context, cfg config.Storage) (storage.Driver,
 		if err != nil {
 			return nil, err
 		}
-		checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := d.Check(checkCtx); err != nil {
-			return nil, err
-		}
-		return d, nil
+		return d, checkStorage(ctx, d)
 	case "swift":
 		c := cfg.Swift
 		d, err := swift.New(swift.Config{
@@ -277,12 +272,7 @@ func openStorageDriver(ctx context.Context, cfg config.Storage) (storage.Driver,
 		if err != nil {
 			return nil, err
 		}
-		checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := d.Check(checkCtx); err != nil {
-			return nil, err
-		}
-		return d, nil
+		return d, checkStorage(ctx, d)
 	case "memory":
 		return memory.New(), nil
 	case "filesystem":
@@ -294,6 +284,14 @@ func openStorageDriver(ctx context.Context, cfg config.Storage) (storage.Driver,
 	default:
 		return nil, fmt.Errorf("unknown storage driver %q", cfg.Driver)
 	}
+}
+
+// checkStorage tries a remote storage's connection and credentials at
+// start, so that a wrong setting shows at once.
+func checkStorage(ctx context.Context, d interface{ Check(context.Context) error }) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return d.Check(ctx)
 }
 
 // blobRedirectTTL is how long the presigned URLs of blob redirects are

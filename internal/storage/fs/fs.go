@@ -145,7 +145,7 @@ func appendAt(ctx context.Context, f *os.File, offset int64, r io.Reader) (int64
 	// Neither wrapper exposes ReaderFrom or WriterTo, so that the copy goes
 	// through the large buffer instead of a small internal one.
 	w := newStreamWriter(f, offset)
-	n, err := io.CopyBuffer(w, contextReader{ctx, r}, *bufp)
+	n, err := io.CopyBuffer(w, storage.ContextReader(ctx, r), *bufp)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -160,19 +160,6 @@ func appendAt(ctx context.Context, f *os.File, offset int64, r io.Reader) (int64
 		return 0, err
 	}
 	return n, nil
-}
-
-// contextReader stops reading once ctx is done.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // FinalizeBlob implements storage.Driver. With chunkCount 0 and no upload

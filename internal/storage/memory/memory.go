@@ -124,7 +124,7 @@ func (d *Driver) AppendToBlob(ctx context.Context, ref models.StorageRef, storag
 	}
 
 	var chunk bytes.Buffer
-	_, readErr := chunk.ReadFrom(contextReader{ctx, r})
+	_, readErr := chunk.ReadFrom(storage.ContextReader(ctx, r))
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -139,19 +139,6 @@ func (d *Driver) AppendToBlob(ctx context.Context, ref models.StorageRef, storag
 	}
 	a.uploads[storageID] = append(content, chunk.Bytes()...)
 	return int64(chunk.Len()), nil
-}
-
-// contextReader stops reading once ctx is done.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // FinalizeBlob implements storage.Driver. With chunkCount 0 and no upload it

@@ -19,8 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 
 	"keppel/internal/models"
 	"keppel/internal/storage"
@@ -177,13 +175,7 @@ func (d *Driver) ListStorageContents(ctx context.Context, ref models.StorageRef)
 			manifests = append(manifests, m)
 		}
 	}
-	slices.SortFunc(blobs, func(x, y storage.StoredBlob) int { return strings.Compare(x.StorageID, y.StorageID) })
-	slices.SortFunc(manifests, func(x, y storage.StoredManifest) int {
-		if c := strings.Compare(x.RepoName, y.RepoName); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Digest, y.Digest)
-	})
+	storage.SortContents(blobs, manifests)
 	return blobs, manifests, nil
 }
 

@@ -24,17 +24,16 @@ func (d *Driver) ReadBlob(ctx context.Context, ref models.StorageRef, storageID 
 	if err != nil {
 		return nil, err
 	}
-	if offset < 0 || length < -1 {
-		return nil, fmt.Errorf("%s: offset %d, length %d: %w", u.what, offset, length, storage.ErrInvalidRange)
+	rng, empty, err := storage.HTTPRange(offset, length)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u.what, err)
+	}
+	if empty {
+		return d.emptyRead(ctx, u, offset, length)
 	}
 	in := &s3.GetObjectInput{Bucket: aws.String(u.bucket), Key: aws.String(u.blobKey())}
-	switch {
-	case length == 0:
-		return d.emptyRead(ctx, u, offset, length)
-	case length == -1 && offset > 0:
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
-	case length > 0:
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	if rng != "" {
+		in.Range = aws.String(rng)
 	}
 	out, err := d.client.GetObject(ctx, in)
 	if err != nil {
@@ -158,25 +157,14 @@ func (d *Driver) ListStorageContents(ctx context.Context, ref models.StorageRef)
 	var manifests []storage.StoredManifest
 	err = d.listObjects(ctx, a.bucket, a.prefix+"m/", 0, func(obj types.Object) {
 		rest, _ := trimPrefix(aws.ToString(obj.Key), a.prefix+"m/")
-		i := strings.LastIndexByte(rest, '/')
-		if i <= 0 {
-			return
-		}
-		m := storage.StoredManifest{RepoName: rest[:i], Digest: rest[i+1:]}
-		if storage.ValidateRepoName(m.RepoName) == nil && storage.ValidateDigest(m.Digest) == nil {
+		if m, ok := storage.ParseManifestPath(rest); ok {
 			manifests = append(manifests, m)
 		}
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing manifests of %s: %w", a.desc, err)
 	}
-	slices.SortFunc(blobs, func(x, y storage.StoredBlob) int { return strings.Compare(x.StorageID, y.StorageID) })
-	slices.SortFunc(manifests, func(x, y storage.StoredManifest) int {
-		if c := strings.Compare(x.RepoName, y.RepoName); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Digest, y.Digest)
-	})
+	storage.SortContents(blobs, manifests)
 	return blobs, manifests, nil
 }
 

@@ -107,7 +107,7 @@ func (d *Driver) AppendToBlob(ctx context.Context, ref models.StorageRef, storag
 	defer parts.close()
 	// The kept part of the previous chunk's tail comes first, then the
 	// chunk.
-	var src io.Reader = contextReader{ctx: ctx, r: r}
+	src := storage.ContextReader(ctx, r)
 	if keepTail > 0 {
 		tail, err := d.openTail(ctx, u, chunkNumber-1, keepTail)
 		if err != nil {
@@ -380,19 +380,6 @@ func (d *Driver) removeUpload(ctx context.Context, u upload, multipart string) e
 		return err
 	}
 	return d.deleteKeys(ctx, u.bucket, keys)
-}
-
-// contextReader stops reading once the context is done.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // trimPrefix returns key without prefix, and whether it had it.

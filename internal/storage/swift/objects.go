@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/ncw/swift/v2"
@@ -23,17 +22,16 @@ func (d *Driver) ReadBlob(ctx context.Context, ref models.StorageRef, storageID 
 	if err != nil {
 		return nil, err
 	}
-	if offset < 0 || length < -1 {
-		return nil, fmt.Errorf("%s: offset %d, length %d: %w", u.what, offset, length, storage.ErrInvalidRange)
+	rng, empty, err := storage.HTTPRange(offset, length)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u.what, err)
+	}
+	if empty {
+		return d.emptyRead(ctx, u, offset, length)
 	}
 	h := swift.Headers{}
-	switch {
-	case length == 0:
-		return d.emptyRead(ctx, u, offset, length)
-	case length == -1 && offset > 0:
-		h["Range"] = fmt.Sprintf("bytes=%d-", offset)
-	case length > 0:
-		h["Range"] = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
+	if rng != "" {
+		h["Range"] = rng
 	}
 	f, _, err := d.conn.ObjectOpen(ctx, u.container, u.blobKey(storageID), false, h)
 	if err != nil {
@@ -184,22 +182,11 @@ func (d *Driver) ListStorageContents(ctx context.Context, ref models.StorageRef)
 	var manifests []storage.StoredManifest
 	for _, o := range objs {
 		rest, _ := trimPrefix(o.Name, a.prefix+"m/")
-		i := strings.LastIndexByte(rest, '/')
-		if i <= 0 {
-			continue
-		}
-		m := storage.StoredManifest{RepoName: rest[:i], Digest: rest[i+1:]}
-		if storage.ValidateRepoName(m.RepoName) == nil && storage.ValidateDigest(m.Digest) == nil {
+		if m, ok := storage.ParseManifestPath(rest); ok {
 			manifests = append(manifests, m)
 		}
 	}
-	slices.SortFunc(blobs, func(x, y storage.StoredBlob) int { return strings.Compare(x.StorageID, y.StorageID) })
-	slices.SortFunc(manifests, func(x, y storage.StoredManifest) int {
-		if c := strings.Compare(x.RepoName, y.RepoName); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Digest, y.Digest)
-	})
+	storage.SortContents(blobs, manifests)
 	return blobs, manifests, nil
 }
 
