@@ -440,3 +440,56 @@ func TestS3BlobRedirects(t *testing.T) {
 		t.Errorf("anonymous GET blob: HTTP %d, want 401", resp.StatusCode)
 	}
 }
+
+// TestSwiftBlobRedirects: with storage.swift.redirect_blob_gets, blob GETs
+// are redirected to Swift temporary URLs, and clients pull through them.
+func TestSwiftBlobRedirects(t *testing.T) {
+	t.Parallel()
+	swift := test.SwiftFromEnvironment(t)
+	// The second of the Swift account's two keys: the driver's tests, which
+	// may run at the same time, set the first.
+	const key = "keppel-e2e-temp-url-key"
+	if err := swift.Conn.AccountUpdate(t.Context(), map[string]string{"X-Account-Meta-Temp-URL-Key-2": key}); err != nil {
+		t.Fatalf("setting the temp URL key: %v", err)
+	}
+	env := append(swift.Env(t), "KEPPEL_SWIFT_TEMP_URL_KEY="+key, "KEPPEL_SWIFT_REDIRECT_BLOB_GETS=true")
+	p := test.StartKeppel(t, env...)
+	p.CreateAccount(t, "shared", "tenant")
+	img, err := random.Image(4096, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(p.Addr+"/shared/app:v1", name.Insecure)
+	if err := remote.Write(ref, img, adminAuth()); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	expectImage(t, ref, img)
+
+	layers, _ := img.Layers()
+	digest, _ := layers[0].Digest()
+	token := processToken(t, p, "repository:shared/app:pull")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, p.URL+"/v2/shared/app/blobs/"+digest.String(), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	location := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(location, "temp_url_sig=") {
+		t.Fatalf("GET blob: HTTP %d to %q, want 307 to a Swift temporary URL", resp.StatusCode, location)
+	}
+	resp, err = http.Get(location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	rc, _ := layers[0].Compressed()
+	want, _ := io.ReadAll(rc)
+	rc.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, want) {
+		t.Errorf("GET temporary URL: HTTP %d, %d bytes (want %d)", resp.StatusCode, len(got), len(want))
+	}
+}
