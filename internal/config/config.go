@@ -32,6 +32,8 @@ type Config struct {
 	Audit    Audit    `yaml:"audit"`
 	// RateLimits limit each account's use of the OCI API.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	// Federation decides which account names this registry may hold.
+	Federation Federation `yaml:"federation"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is "text" or "json".
@@ -86,6 +88,16 @@ type Storage struct {
 	// it is still read, and the storage sweep moves each account's content
 	// from it to this storage.
 	MigrateFrom *Storage `yaml:"migrate_from"`
+}
+
+// Federation selects the federation driver, which keeps the claims of
+// account names among registries that replicate between each other.
+type Federation struct {
+	// Driver is "trivial" (a single registry, the default) or "postgres"
+	// (claims in a PostgreSQL database that every registry reaches).
+	Driver string `yaml:"driver"`
+	// PostgresURL is the claims database of the postgres driver.
+	PostgresURL string `yaml:"postgres_url"`
 }
 
 // Swift configures the storage driver for OpenStack Swift.
@@ -342,6 +354,8 @@ var envBindings = []envBinding{
 	{"KEPPEL_DB_CACHE_MAX_BYTES", integer(func(c *Config) *int64 { return &c.Database.CacheMaxBytes })},
 	{"KEPPEL_STORAGE_DRIVER", str(func(c *Config) *string { return &c.Storage.Driver })},
 	{"KEPPEL_STORAGE_PATH", str(func(c *Config) *string { return &c.Storage.Path })},
+	{"KEPPEL_FEDERATION_DRIVER", str(func(c *Config) *string { return &c.Federation.Driver })},
+	{"KEPPEL_FEDERATION_POSTGRES_URL", str(func(c *Config) *string { return &c.Federation.PostgresURL })},
 	{"KEPPEL_STORAGE_MIGRATE_FROM_DRIVER", func(c *Config, v string) error {
 		c.Storage.migrateFrom().Driver = v
 		return nil
@@ -481,6 +495,16 @@ func (c *Config) complete() error {
 		c.Database.SQLitePath = filepath.Join(c.DataDir, "keppel.db")
 	}
 
+	switch c.Federation.Driver {
+	case "", "trivial":
+		c.Federation.Driver = "trivial"
+	case "postgres":
+		if !strings.HasPrefix(c.Federation.PostgresURL, "postgres://") && !strings.HasPrefix(c.Federation.PostgresURL, "postgresql://") {
+			return errors.New("federation.postgres_url (KEPPEL_FEDERATION_POSTGRES_URL) must be a postgres:// URL for the postgres federation driver")
+		}
+	default:
+		return fmt.Errorf("federation.driver (KEPPEL_FEDERATION_DRIVER) %q is not one of: trivial, postgres", c.Federation.Driver)
+	}
 	if err := c.Storage.validate(c.DataDir, "storage"); err != nil {
 		return err
 	}

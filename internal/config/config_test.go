@@ -366,6 +366,16 @@ func TestErrorsNameTheKey(t *testing.T) {
 			wantKeys: []string{"forever"},
 		},
 		{
+			name:     "unknown federation driver",
+			env:      map[string]string{"KEPPEL_FEDERATION_DRIVER": "swift"},
+			wantKeys: []string{"federation.driver", "KEPPEL_FEDERATION_DRIVER"},
+		},
+		{
+			name:     "postgres federation without a database",
+			env:      map[string]string{"KEPPEL_FEDERATION_DRIVER": "postgres"},
+			wantKeys: []string{"federation.postgres_url", "KEPPEL_FEDERATION_POSTGRES_URL"},
+		},
+		{
 			name:     "migration from a filesystem without a path",
 			env:      map[string]string{"KEPPEL_STORAGE_MIGRATE_FROM_DRIVER": "filesystem"},
 			wantKeys: []string{"storage.migrate_from.path", "KEPPEL_STORAGE_MIGRATE_FROM_PATH"},

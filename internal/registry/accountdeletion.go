@@ -81,6 +81,9 @@ func (s *Service) DeleteAccountStep(ctx context.Context, name string) (done, pro
 	if err := s.storage.CleanupAccount(ctx, ref); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return false, progressed, fmt.Errorf("cleaning up storage of account %s: %w", name, err)
 	}
+	if err := s.forfeitAccountName(ctx, name); err != nil {
+		return false, progressed, err
+	}
 	if err := s.db.DeleteAccount(ctx, name); err != nil && !errors.Is(err, db.ErrNotFound) {
 		return false, progressed, fmt.Errorf("deleting account %s: %w", name, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"keppel/internal/db"
+	"keppel/internal/federation"
 	"keppel/internal/models"
 	"keppel/internal/oci"
 	"keppel/internal/secretbox"
@@ -57,6 +58,8 @@ type Service struct {
 	pulls pullBatch
 	// secrets seals stored secrets (nil: none can be stored).
 	secrets *secretbox.Box
+	// fed decides which account names this registry may hold.
+	fed federation.Driver
 	// copies is the writer of manifest copies (nil when not started).
 	copiesMu sync.Mutex
 	copies   *manifestCopies
@@ -168,6 +171,17 @@ func (s *Service) CreateAccount(ctx context.Context, name, authTenantID string) 
 // CreateAccountWithSettings is CreateAccount for an account with its
 // policies, which are stored in the same statement.
 func (s *Service) CreateAccountWithSettings(ctx context.Context, a models.Account) (models.Account, bool, error) {
+	return s.CreateAccountWithSublease(ctx, a, "")
+}
+
+// CreateAccountWithSublease is CreateAccountWithSettings for a replica
+// account that another registry's sublease token allows. The name is
+// claimed with the federation driver first (ErrAccountNameTaken,
+// ErrSubleaseTokenInvalid).
+func (s *Service) CreateAccountWithSublease(ctx context.Context, a models.Account, subleaseToken string) (models.Account, bool, error) {
+	if err := s.claimAccountName(ctx, a, subleaseToken); err != nil {
+		return models.Account{}, false, err
+	}
 	a.CreatedAt = s.now()
 	err := s.db.CreateAccount(ctx, a)
 	if errors.Is(err, db.ErrConflict) {

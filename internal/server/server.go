@@ -31,6 +31,7 @@ import (
 	"keppel/internal/auth/oidc"
 	"keppel/internal/config"
 	"keppel/internal/db"
+	"keppel/internal/federation"
 	"keppel/internal/janitor"
 	"keppel/internal/models"
 	"keppel/internal/policy"
@@ -61,6 +62,8 @@ type Server struct {
 	stopCopies func()
 	// closeLimiter closes the rate limiter's Redis connections.
 	closeLimiter func()
+	// closeFed closes the federation driver's connections.
+	closeFed func()
 	// AdminPasswordGenerated is the admin password created on this start
 	// ("" if the admin existed or the password was configured).
 	AdminPasswordGenerated string
@@ -143,9 +146,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	if err != nil {
 		return nil, fmt.Errorf("auth.secrets_key_file (KEPPEL_SECRETS_KEY_FILE): %w", err)
 	}
+	fed, closeFed, err := openFederation(ctx, cfg.Federation, publicURL.Host)
+	if err != nil {
+		return nil, err
+	}
 	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithSecrets(secrets), registry.WithDefaultQuota(models.Quota{
 		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
-	}))
+	}), registry.WithFederation(fed))
 	limits, closeLimiter, err := rateLimits(cfg.RateLimits)
 	if err != nil {
 		return nil, err
@@ -195,7 +202,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		}
 		mux.ServeHTTP(w, r)
 	})
-	s := &Server{cfg: cfg, log: log, store: store, svc: svc, ops: ops, stopCopies: svc.StartManifestCopies(), closeLimiter: closeLimiter}
+	s := &Server{cfg: cfg, log: log, store: store, svc: svc, ops: ops, stopCopies: svc.StartManifestCopies(), closeLimiter: closeLimiter, closeFed: closeFed}
 	jan := janitor.New(svc, janitor.Config{
 		AbandonedUploadAge:           cfg.Janitor.AbandonedUploadAge,
 		GCGracePeriod:                cfg.Janitor.GCGracePeriod,
@@ -286,6 +293,19 @@ func openStorageDriver(ctx context.Context, cfg config.Storage) (storage.Driver,
 	}
 }
 
+// openFederation opens the federation driver; self is this registry's
+// public host name, under which the other registries know it.
+func openFederation(ctx context.Context, cfg config.Federation, self string) (federation.Driver, func(), error) {
+	if cfg.Driver != "postgres" {
+		return federation.Trivial{}, nil, nil
+	}
+	p, err := federation.NewPostgres(ctx, cfg.PostgresURL, self)
+	if err != nil {
+		return nil, nil, fmt.Errorf("federation.postgres_url (KEPPEL_FEDERATION_POSTGRES_URL): %w", err)
+	}
+	return p, func() { _ = p.Close() }, nil
+}
+
 // checkStorage tries a remote storage's connection and credentials at
 // start, so that a wrong setting shows at once.
 func checkStorage(ctx context.Context, d interface{ Check(context.Context) error }) error {
@@ -320,6 +340,9 @@ func (s *Server) Close() error {
 	}
 	if s.closeLimiter != nil {
 		s.closeLimiter()
+	}
+	if s.closeFed != nil {
+		s.closeFed()
 	}
 	if s.stopCache != nil {
 		s.stopCache()

@@ -67,7 +67,14 @@ func (p *Process) Log() string {
 // FreeAddress returns a loopback address with a port that was free a moment ago.
 func FreeAddress(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return FreeAddressOn(t, "127.0.0.1")
+}
+
+// FreeAddressOn is FreeAddress on another loopback IP (127.0.0.2, …), so
+// that several registries of a test have host names of their own.
+func FreeAddressOn(t testing.TB, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +112,15 @@ func (p *Process) Kill() {
 func startKeppel(t testing.TB, args []string, extraEnv []string) *Process {
 	t.Helper()
 	bin := BuildKeppel(t)
-	addr := FreeAddress(t)
+	addr := ""
+	for _, kv := range extraEnv {
+		if a, ok := strings.CutPrefix(kv, "KEPPEL_API_LISTEN_ADDRESS="); ok {
+			addr = a // the caller chose the address (see FreeAddressOn)
+		}
+	}
+	if addr == "" {
+		addr = FreeAddress(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
 	janitorOnly := len(args) == 2 && args[1] == "janitor"

@@ -19,6 +19,8 @@ import (
 // AccountService is what the account endpoints need from the registry.
 type AccountService interface {
 	CreateAccountWithSettings(ctx context.Context, a models.Account) (models.Account, bool, error)
+	CreateAccountWithSublease(ctx context.Context, a models.Account, subleaseToken string) (models.Account, bool, error)
+	IssueSubleaseToken(ctx context.Context, a models.Account) (string, error)
 	GetAccount(ctx context.Context, name string) (models.Account, error)
 	ListAccounts(ctx context.Context) ([]models.Account, error)
 	ListAccountsOfTenants(ctx context.Context, tenants []string) ([]models.Account, error)
@@ -200,7 +202,15 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		settings.Name, settings.AuthTenantID = name, tenant
-		created, isNew, err := h.svc.CreateAccountWithSettings(r.Context(), settings)
+		created, isNew, err := h.svc.CreateAccountWithSublease(r.Context(), settings, r.Header.Get("X-Keppel-Sublease-Token"))
+		if errors.Is(err, registry.ErrAccountNameTaken) {
+			errcode.Write(w, errcode.New(errcode.Conflict, "account name %s is not available: %s", name, err.Error()))
+			return
+		}
+		if errors.Is(err, registry.ErrSubleaseTokenInvalid) {
+			forbidden(w, "creating the replica account %s needs a sublease token of its primary account (X-Keppel-Sublease-Token): %s", name, err.Error())
+			return
+		}
 		if errors.Is(err, db.ErrConflict) {
 			// created concurrently by someone else, maybe of another tenant
 			errcode.Write(w, errcode.New(errcode.Conflict, "account name %s is not available", name))
@@ -371,4 +381,32 @@ func validTenantID(s string) bool {
 		}
 	}
 	return true
+}
+
+// postSublease issues a sublease token for a primary account: with it,
+// another registry of the federation may create one replica of the account.
+func (h *Handler) postSublease(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.requireIdentity(w, r)
+	if !ok {
+		return
+	}
+	a, ok := h.findAccount(w, r, id, r.PathValue("account"))
+	if !ok {
+		return
+	}
+	if !canChange(id, a.AuthTenantID) {
+		forbidden(w, "issuing sublease tokens for account %s requires the admin role in auth tenant %s", a.Name, a.AuthTenantID)
+		return
+	}
+	token, err := h.svc.IssueSubleaseToken(r.Context(), a)
+	if errors.Is(err, registry.ErrNotPrimaryAccount) {
+		errcode.Write(w, errcode.New(errcode.BadRequest, "%s", err.Error()))
+		return
+	}
+	if err != nil {
+		h.internalError(w, "cannot issue a sublease token", err)
+		return
+	}
+	h.record(r, id, models.AuditEvent{Action: "account.sublease", AuthTenantID: a.AuthTenantID, AccountName: a.Name})
+	writeJSON(w, http.StatusOK, map[string]string{"sublease_token": token})
 }

@@ -63,6 +63,7 @@ func New(d Deps) *Handler {
 	h.mux.HandleFunc("GET /keppel/v1/accounts/{account}", h.getAccount)
 	h.mux.HandleFunc("PUT /keppel/v1/accounts/{account}", h.putAccount)
 	h.mux.HandleFunc("DELETE /keppel/v1/accounts/{account}", h.deleteAccount)
+	h.mux.HandleFunc("POST /keppel/v1/accounts/{account}/sublease", h.postSublease)
 	h.mux.HandleFunc("GET /keppel/v1/accounts/{account}/repositories", h.listRepositories)
 	// Repository names contain slashes, so everything below a repository
 	// is routed by repositoryRoute.
