@@ -52,6 +52,11 @@ type Driver interface {
 	// FindPrimaryAccount returns the instance that holds the primary
 	// account of the name (ErrNotFound if none).
 	FindPrimaryAccount(ctx context.Context, name string) (string, error)
+	// RecordExistingAccount records an account that this instance holds
+	// already (from before the federation was set up, or a claim that got
+	// lost): a primary account is claimed (ErrNameTaken if another instance
+	// holds the name), a replica is recorded as one of upstream's.
+	RecordExistingAccount(ctx context.Context, name, upstream string) error
 }
 
 // Trivial is the driver of a single instance: every name is free, and no
@@ -71,6 +76,9 @@ func (Trivial) ForfeitAccountName(context.Context, string) error { return nil }
 
 // FindPrimaryAccount implements Driver.
 func (Trivial) FindPrimaryAccount(context.Context, string) (string, error) { return "", ErrNotFound }
+
+// RecordExistingAccount implements Driver.
+func (Trivial) RecordExistingAccount(context.Context, string, string) error { return nil }
 
 // subleaseToken is what a sublease token carries: the account and its
 // primary instance (so that the replica's creator can check them) and the

@@ -176,3 +176,26 @@ func (p *Postgres) FindPrimaryAccount(ctx context.Context, name string) (string,
 	}
 	return primary, nil
 }
+
+// RecordExistingAccount implements Driver.
+func (p *Postgres) RecordExistingAccount(ctx context.Context, name, upstream string) error {
+	if upstream == "" {
+		return p.ClaimAccountName(ctx, name, "", "")
+	}
+	_, err := p.db.ExecContext(ctx, `INSERT INTO keppel_federation_claims (account_name, primary_hostname, replica_hostnames)
+		VALUES ($1, $2, ARRAY[$3]) ON CONFLICT (account_name) DO UPDATE
+		SET replica_hostnames = array_append(keppel_federation_claims.replica_hostnames, $3)
+		WHERE keppel_federation_claims.primary_hostname = $2
+		AND NOT $3 = ANY(keppel_federation_claims.replica_hostnames)`, name, upstream, p.self)
+	if err != nil {
+		return fmt.Errorf("federation: recording the replica %s: %w", name, err)
+	}
+	primary, err := p.FindPrimaryAccount(ctx, name)
+	if err != nil {
+		return err
+	}
+	if primary != upstream {
+		return fmt.Errorf("%w: %s, not %s, holds the account %s", ErrNameTaken, primary, upstream, name)
+	}
+	return nil
+}

@@ -108,3 +108,40 @@ func TestTrivial(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPostgresRecordExistingAccounts(t *testing.T) {
+	url := test.PostgresDatabase(t)
+	a, err := federation.NewPostgres(t.Context(), url, "a.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := federation.NewPostgres(t.Context(), url, "b.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := t.Context()
+	// B had a replica of A's account before both joined the federation.
+	if err := b.RecordExistingAccount(ctx, "shared", "a.example.com"); err != nil {
+		t.Fatalf("recording B's replica first: %v", err)
+	}
+	if err := a.RecordExistingAccount(ctx, "shared", ""); err != nil {
+		t.Fatalf("recording A's primary: %v", err)
+	}
+	if err := b.RecordExistingAccount(ctx, "shared", "a.example.com"); err != nil {
+		t.Fatalf("recording B's replica again: %v", err)
+	}
+	if err := b.RecordExistingAccount(ctx, "shared", ""); !errors.Is(err, federation.ErrNameTaken) {
+		t.Fatalf("B recording a primary of the same name: %v", err)
+	}
+	if err := b.ClaimAccountName(ctx, "shared", "a.example.com", ""); err != nil {
+		t.Fatalf("B's replica is recorded: %v", err)
+	}
+	if err := a.RecordExistingAccount(ctx, "other", "c.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ClaimAccountName(ctx, "other", "", ""); !errors.Is(err, federation.ErrNameTaken) {
+		t.Fatalf("claiming a name recorded for C: %v", err)
+	}
+}

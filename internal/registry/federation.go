@@ -75,3 +75,25 @@ func (s *Service) federation() federation.Driver {
 	}
 	return s.fed
 }
+
+// RecordAccountClaims records every account of this registry with the
+// federation driver, so that names held before the federation was set up
+// are claimed too. Accounts whose name another registry holds are
+// reported in conflicts (they keep working here, but cannot be replicated).
+func (s *Service) RecordAccountClaims(ctx context.Context) (conflicts []string, err error) {
+	accounts, err := s.db.ListAccounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing accounts: %w", err)
+	}
+	for _, a := range accounts {
+		err := s.federation().RecordExistingAccount(ctx, a.Name, upstreamPeer(a))
+		if errors.Is(err, federation.ErrNameTaken) {
+			conflicts = append(conflicts, a.Name)
+			continue
+		}
+		if err != nil {
+			return conflicts, fmt.Errorf("recording account %s: %w", a.Name, err)
+		}
+	}
+	return conflicts, nil
+}

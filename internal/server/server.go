@@ -153,6 +153,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithSecrets(secrets), registry.WithDefaultQuota(models.Quota{
 		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
 	}), registry.WithFederation(fed))
+	if cfg.Federation.Driver == "postgres" {
+		conflicts, err := svc.RecordAccountClaims(ctx)
+		if err != nil {
+			closeFed()
+			return nil, fmt.Errorf("federation: %w", err)
+		}
+		for _, name := range conflicts {
+			log.Warn("another registry of the federation holds the name of this account", "account", name)
+		}
+	}
 	limits, closeLimiter, err := rateLimits(cfg.RateLimits)
 	if err != nil {
 		return nil, err

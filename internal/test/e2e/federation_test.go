@@ -111,3 +111,31 @@ func waitGone(t *testing.T, gone func() bool) {
 	}
 	t.Fatal("the account was not deleted within 10s")
 }
+
+// TestFederationRecordsExistingAccounts: a registry that joins a federation
+// claims the names of the accounts it already has.
+func TestFederationRecordsExistingAccounts(t *testing.T) {
+	t.Parallel()
+	claims := test.PostgresDatabase(t)
+	dataDir := t.TempDir()
+	addrB := test.FreeAddressOn(t, "127.0.0.3")
+	alone := test.StartKeppel(t, "KEPPEL_API_LISTEN_ADDRESS="+addrB, "KEPPEL_API_PUBLIC_URL=http://"+addrB, "KEPPEL_DATA_DIR="+dataDir)
+	alone.CreateAccount(t, "early", "tenant")
+	alone.Stop()
+	federated := []string{"KEPPEL_FEDERATION_DRIVER=postgres", "KEPPEL_FEDERATION_POSTGRES_URL=" + claims}
+	test.StartKeppel(t, append([]string{"KEPPEL_API_LISTEN_ADDRESS=" + addrB, "KEPPEL_API_PUBLIC_URL=http://" + addrB, "KEPPEL_DATA_DIR=" + dataDir}, federated...)...)
+
+	addrA := test.FreeAddressOn(t, "127.0.0.2")
+	a := test.StartKeppel(t, append([]string{"KEPPEL_API_LISTEN_ADDRESS=" + addrA, "KEPPEL_API_PUBLIC_URL=http://" + addrA}, federated...)...)
+	req, _ := http.NewRequest(http.MethodPut, a.URL+"/keppel/v1/accounts/early", strings.NewReader(`{"account":{"auth_tenant_id":"tenant"}}`))
+	req.SetBasicAuth("admin", test.AdminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), addrB) {
+		t.Fatalf("claiming B's older account on A: %d %s, want 409 naming B", resp.StatusCode, body)
+	}
+}
