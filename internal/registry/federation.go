@@ -97,3 +97,16 @@ func (s *Service) RecordAccountClaims(ctx context.Context) (conflicts []string, 
 	}
 	return conflicts, nil
 }
+
+// describeUpstream names what a replica account replicates, for messages.
+func describeUpstream(a models.Account) string {
+	if peer := upstreamPeer(a); peer != "" {
+		return peer + "/" + a.Name
+	}
+	var r replicationSettings
+	var up externalUpstream
+	if json.Unmarshal([]byte(a.ReplicationJSON), &r) == nil && json.Unmarshal(r.Upstream, &up) == nil && up.URL != "" {
+		return up.URL
+	}
+	return "its upstream"
+}

@@ -28,6 +28,7 @@ var (
 	ErrNameInvalid         = errors.New("invalid repository name")
 	ErrAccountUnknown      = errors.New("account unknown")
 	ErrAccountDeleting     = errors.New("account is being deleted")
+	ErrReplicaAccount      = errors.New("account is a replica")
 	ErrRepositoryUnknown   = errors.New("repository unknown")
 	ErrBlobUnknown         = errors.New("blob unknown")
 	ErrBlobReferenced      = errors.New("blob is referenced by a manifest")
@@ -137,6 +138,10 @@ func (s *Service) FindOrCreateRepository(ctx context.Context, fullName string) (
 	}
 	if account.IsDeleting {
 		return Repo{}, fmt.Errorf("%w: account %s is being deleted", ErrAccountDeleting, account.Name)
+	}
+	if account.ReplicationJSON != "" {
+		return Repo{}, fmt.Errorf("%w: account %s replicates %s and takes no pushes; push to the upstream instead",
+			ErrReplicaAccount, account.Name, describeUpstream(account))
 	}
 	repo, err := s.db.FindOrCreateRepository(ctx, account.Name, name)
 	if err != nil {

@@ -18,6 +18,7 @@ var errorCodes = []struct {
 	{registry.ErrNameInvalid, errcode.NameInvalid},
 	{registry.ErrAccountUnknown, errcode.NameUnknown},
 	{registry.ErrAccountDeleting, errcode.Denied},
+	{registry.ErrReplicaAccount, errcode.Denied},
 	{registry.ErrRepositoryUnknown, errcode.NameUnknown},
 	{registry.ErrBlobUnknown, errcode.BlobUnknown},
 	{registry.ErrBlobReferenced, errcode.BlobReferenced},
