@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -262,5 +263,32 @@ func TestPartSizeChangeBetweenChunks(t *testing.T) {
 	}
 	if got, want := readAll(t, big, "resized"), append(first, second...); !bytes.Equal(got, want) {
 		t.Fatalf("blob content differs (%d bytes, want %d)", len(got), len(want))
+	}
+}
+
+// Storage IDs that start with another one's do not share its multipart
+// upload.
+func TestStorageIDPrefixes(t *testing.T) {
+	srv := test.StartS3(t)
+	d := newDriver(t, srv, s3.Config{Bucket: srv.Bucket(t)})
+	long := randomContent(21, s3.MinPartSize+10)
+	short := randomContent(22, s3.MinPartSize+20)
+	if _, err := d.AppendToBlob(t.Context(), ref, "upload10", 1, 0, bytes.NewReader(long)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AppendToBlob(t.Context(), ref, "upload1", 1, 0, bytes.NewReader(short)); err != nil {
+		t.Fatalf("AppendToBlob of a prefix ID: %v", err)
+	}
+	if err := d.AbortBlobUpload(t.Context(), ref, "upload1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AbortBlobUpload(t.Context(), ref, "upload1", 1); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("second abort of the prefix ID: %v, want ErrNotFound", err)
+	}
+	if err := d.FinalizeBlob(t.Context(), ref, "upload10", 1); err != nil {
+		t.Fatalf("FinalizeBlob of the longer ID after the prefix's abort: %v", err)
+	}
+	if got := readAll(t, d, "upload10"); !bytes.Equal(got, long) {
+		t.Fatal("content of the longer ID differs")
 	}
 }

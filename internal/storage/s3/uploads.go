@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -203,7 +204,7 @@ func (e *exactReader) Read(p []byte) (int, error) {
 // startMultipart returns the multipart upload for the blob: one that an
 // earlier, failed attempt left behind, or a new one.
 func (d *Driver) startMultipart(ctx context.Context, u upload) (string, error) {
-	ids, err := d.multipartUploads(ctx, u.bucket, u.blobKey())
+	ids, err := d.blobMultipartUploads(ctx, u)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", u.what, err)
 	}
@@ -231,8 +232,19 @@ type multipartUpload struct {
 	key, id string
 }
 
+// blobMultipartUploads lists the multipart uploads in progress on exactly
+// the upload's blob key (a listing by prefix also shows those of storage
+// IDs that start with this one).
+func (d *Driver) blobMultipartUploads(ctx context.Context, u upload) ([]multipartUpload, error) {
+	ups, err := d.multipartUploads(ctx, u.bucket, u.blobKey())
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ups, func(up multipartUpload) bool { return up.key != u.blobKey() }), nil
+}
+
 // multipartUploads lists the multipart uploads in progress on keys that
-// start with prefix (on exactly key, if prefix names a blob).
+// start with prefix.
 func (d *Driver) multipartUploads(ctx context.Context, bucket, prefix string) ([]multipartUpload, error) {
 	var out []multipartUpload
 	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix)}
@@ -340,7 +352,7 @@ func (d *Driver) AbortBlobUpload(ctx context.Context, ref models.StorageRef, sto
 	if err != nil {
 		return fmt.Errorf("%s: %w", u.what, err)
 	}
-	ids, err := d.multipartUploads(ctx, u.bucket, u.blobKey())
+	ids, err := d.blobMultipartUploads(ctx, u)
 	if err != nil {
 		return fmt.Errorf("%s: %w", u.what, err)
 	}
@@ -359,14 +371,11 @@ func (d *Driver) AbortBlobUpload(ctx context.Context, ref models.StorageRef, sto
 // already; others remain only from attempts that failed).
 func (d *Driver) removeUpload(ctx context.Context, u upload, multipart string) error {
 	if multipart == "all" {
-		ids, err := d.multipartUploads(ctx, u.bucket, u.blobKey())
+		ids, err := d.blobMultipartUploads(ctx, u)
 		if err != nil {
 			return err
 		}
 		for _, up := range ids {
-			if up.key != u.blobKey() {
-				continue
-			}
 			_, err := d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 				Bucket: aws.String(u.bucket), Key: aws.String(up.key), UploadId: aws.String(up.id),
 			})
