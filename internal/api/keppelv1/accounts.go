@@ -341,17 +341,26 @@ func jsonArray(field string, raw json.RawMessage) (string, error) {
 	return buf.String(), nil
 }
 
-func (h *Handler) deleteAccount(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.requireIdentity(w, r)
-	if !ok {
-		return
+// changeableAccount resolves the account of the request for a change that
+// needs the admin role in its tenant (doing names the change, for the
+// error). It has answered the request when ok is false.
+func (h *Handler) changeableAccount(w http.ResponseWriter, r *http.Request, doing string) (id *auth.Identity, a models.Account, ok bool) {
+	if id, ok = h.requireIdentity(w, r); !ok {
+		return nil, a, false
 	}
-	a, ok := h.findAccount(w, r, id, r.PathValue("account"))
-	if !ok {
-		return
+	if a, ok = h.findAccount(w, r, id, r.PathValue("account")); !ok {
+		return nil, a, false
 	}
 	if !canChange(id, a.AuthTenantID) {
-		forbidden(w, "deleting account %s requires the admin role in auth tenant %s", a.Name, a.AuthTenantID)
+		forbidden(w, "%s account %s requires the admin role in auth tenant %s", doing, a.Name, a.AuthTenantID)
+		return nil, a, false
+	}
+	return id, a, true
+}
+
+func (h *Handler) deleteAccount(w http.ResponseWriter, r *http.Request) {
+	id, a, ok := h.changeableAccount(w, r, "deleting")
+	if !ok {
 		return
 	}
 	a, err := h.svc.MarkAccountForDeletion(r.Context(), a.Name, false)
@@ -386,16 +395,8 @@ func validTenantID(s string) bool {
 // postSublease issues a sublease token for a primary account: with it,
 // another registry of the federation may create one replica of the account.
 func (h *Handler) postSublease(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.requireIdentity(w, r)
+	id, a, ok := h.changeableAccount(w, r, "issuing sublease tokens for")
 	if !ok {
-		return
-	}
-	a, ok := h.findAccount(w, r, id, r.PathValue("account"))
-	if !ok {
-		return
-	}
-	if !canChange(id, a.AuthTenantID) {
-		forbidden(w, "issuing sublease tokens for account %s requires the admin role in auth tenant %s", a.Name, a.AuthTenantID)
 		return
 	}
 	token, err := h.svc.IssueSubleaseToken(r.Context(), a)
