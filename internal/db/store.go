@@ -42,6 +42,7 @@ type Store interface {
 	UserStore
 	TenancyStore
 	GCStore
+	PeerStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -81,6 +81,8 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"ConcurrentDeleteRepository", testConcurrentDeleteRepository},
 		{"AuditEvents", testAuditEvents},
 		{"AuditEventLimits", testAuditEventLimits},
+		{"Peers", testPeers},
+		{"ConcurrentPeerRotation", testConcurrentPeerRotation},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
