@@ -52,7 +52,14 @@ var roleActions = map[models.Role][]string{
 // a token never reveals whether a foreign account exists (server
 // administrators get the scopes anyway, so that they see the "account
 // unknown" error of a push).
+//
+// Peers (other registries of the federation) may pull every repository of
+// every existing account, whatever its tenant and policies say, and get
+// nothing else.
 func (a *Authorizer) Grant(ctx context.Context, id *Identity, requested []Scope, remoteIP net.IP) (Grants, error) {
+	if id != nil && id.Peer {
+		return a.peerGrants(ctx, requested)
+	}
 	granted := Grants{}
 	for _, sc := range requested {
 		var actions []string
@@ -79,6 +86,30 @@ func (a *Authorizer) Grant(ctx context.Context, id *Identity, requested []Scope,
 		if len(actions) > 0 {
 			granted = append(granted, Scope{Type: sc.Type, Name: sc.Name, Actions: actions})
 		}
+	}
+	return granted, nil
+}
+
+// peerGrants returns the pull actions of the requested repository scopes,
+// for the repositories of existing accounts.
+func (a *Authorizer) peerGrants(ctx context.Context, requested []Scope) (Grants, error) {
+	granted := Grants{}
+	for _, sc := range requested {
+		if sc.Type != "repository" || !contains(sc.Actions, ActionPull) {
+			continue
+		}
+		accountName, repoName, ok := strings.Cut(sc.Name, "/")
+		if !ok || repoName == "" {
+			continue
+		}
+		_, err := a.Accounts(ctx, accountName)
+		if errors.Is(err, ErrAccountNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("looking up account %s: %w", accountName, err)
+		}
+		granted = append(granted, Scope{Type: sc.Type, Name: sc.Name, Actions: []string{ActionPull}})
 	}
 	return granted, nil
 }

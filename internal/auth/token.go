@@ -30,6 +30,8 @@ type Claims struct {
 	// Roles are the subject's roles by auth tenant when the token was
 	// issued; the management API authorizes bearer tokens by them.
 	Roles map[string]models.Role `json:"kpl_roles,omitempty"`
+	// Peer marks tokens of other registries of the federation.
+	Peer bool `json:"kpl_peer,omitempty"`
 }
 
 // Identity returns the identity that the token was issued to (nil for
@@ -38,7 +40,7 @@ func (c *Claims) Identity() *Identity {
 	if c.Subject == "" {
 		return nil
 	}
-	return &Identity{Username: c.Subject, IsAdmin: c.Admin, Roles: c.Roles}
+	return &Identity{Username: c.Subject, IsAdmin: c.Admin, Roles: c.Roles, Peer: c.Peer}
 }
 
 // TokenService issues and verifies access tokens.
@@ -86,27 +88,27 @@ func (ts *TokenService) Service() string { return ts.service }
 func (ts *TokenService) Lifetime() time.Duration { return ts.lifetime }
 
 // IssueFor signs a token for an identity (nil for anonymous) with the
-// granted scopes; the token carries the identity's roles.
+// granted scopes; the token carries the identity's roles and peer mark.
 func (ts *TokenService) IssueFor(id *Identity, grants Grants) (string, time.Time, error) {
 	if id == nil {
-		return ts.issue("", false, nil, grants)
+		return ts.issue(Identity{}, grants)
 	}
-	return ts.issue(id.Username, id.IsAdmin, id.Roles, grants)
+	return ts.issue(*id, grants)
 }
 
 // Issue signs a token for the subject with the granted scopes.
 func (ts *TokenService) Issue(subject string, admin bool, grants Grants) (string, time.Time, error) {
-	return ts.issue(subject, admin, nil, grants)
+	return ts.issue(Identity{Username: subject, IsAdmin: admin}, grants)
 }
 
-func (ts *TokenService) issue(subject string, admin bool, roles map[string]models.Role, grants Grants) (string, time.Time, error) {
+func (ts *TokenService) issue(id Identity, grants Grants) (string, time.Time, error) {
 	now := ts.now()
 	var jti [16]byte
 	_, _ = rand.Read(jti[:])
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    ts.issuer,
-			Subject:   subject,
+			Subject:   id.Username,
 			Audience:  jwt.ClaimStrings{ts.service},
 			ExpiresAt: jwt.NewNumericDate(now.Add(ts.lifetime)),
 			NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
@@ -114,8 +116,9 @@ func (ts *TokenService) issue(subject string, admin bool, roles map[string]model
 			ID:        hex.EncodeToString(jti[:]),
 		},
 		Access: grants,
-		Admin:  admin,
-		Roles:  roles,
+		Admin:  id.IsAdmin,
+		Roles:  id.Roles,
+		Peer:   id.Peer,
 	}
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(ts.key)
 	if err != nil {
