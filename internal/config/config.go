@@ -98,6 +98,15 @@ type Federation struct {
 	Driver string `yaml:"driver"`
 	// PostgresURL is the claims database of the postgres driver.
 	PostgresURL string `yaml:"postgres_url"`
+	// Peers are the base URLs of the other registries of the federation
+	// (e.g. https://keppel.eu-de-2.example.com), with which this registry
+	// exchanges rotating service passwords for replication. Each is known
+	// by the host (and port) of its URL; this registry's own URL may be
+	// listed too and is skipped.
+	Peers []string `yaml:"peers"`
+	// PeerPasswordRotation is how often the password that this registry
+	// issued to each peer is replaced (DefaultPeerPasswordRotation).
+	PeerPasswordRotation time.Duration `yaml:"peer_password_rotation"`
 }
 
 // Swift configures the storage driver for OpenStack Swift.
@@ -260,7 +269,8 @@ func Default() Config {
 			StorageSweepInterval: time.Hour, BlobRehashInterval: 7 * 24 * time.Hour,
 			GCPolicyInterval: time.Hour, GCRecentPushProtection: time.Hour, ManifestRevalidationInterval: 24 * time.Hour,
 			PollInterval: 30 * time.Second},
-		Quota: Quota{DefaultManifests: -1, DefaultBytes: -1},
+		Quota:      Quota{DefaultManifests: -1, DefaultBytes: -1},
+		Federation: Federation{PeerPasswordRotation: DefaultPeerPasswordRotation},
 	}
 }
 
@@ -434,7 +444,7 @@ func EnvironmentVariables() []string {
 
 // allBindings are the environment variables of every setting.
 func allBindings() []envBinding {
-	return append(append([]envBinding{}, envBindings...), rateLimitBindings()...)
+	return append(append(append([]envBinding{}, envBindings...), rateLimitBindings()...), federationBindings()...)
 }
 
 func applyEnv(cfg *Config, lookup func(string) (string, bool)) error {
@@ -504,6 +514,9 @@ func (c *Config) complete() error {
 		}
 	default:
 		return fmt.Errorf("federation.driver (KEPPEL_FEDERATION_DRIVER) %q is not one of: trivial, postgres", c.Federation.Driver)
+	}
+	if err := c.Federation.validatePeers(); err != nil {
+		return err
 	}
 	if err := c.Storage.validate(c.DataDir, "storage"); err != nil {
 		return err
