@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 VERSITYGW_VERSION=v1.8.0
+DISTRIBUTION_VERSION=v3.1.2
 CACHE_DIR=${KEPPEL_CACHE_DIR:-$HOME/.cache/keppel-ci}
 export KEPPEL_TEST_POSTGRES_URL=${KEPPEL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 FUZZTIME=${FUZZTIME:-20s}
@@ -89,6 +90,19 @@ ensure_versitygw() {
   export KEPPEL_TEST_REQUIRE_S3=1
 }
 
+# The CNCF Distribution registry is the upstream of the pull-through tests
+# (and the baseline of `keppel bench compare`).
+ensure_distribution() {
+  local bin="$CACHE_DIR/distribution-$DISTRIBUTION_VERSION/registry"
+  if [ ! -x "$bin" ]; then
+    log "building the Distribution registry $DISTRIBUTION_VERSION (once per machine)"
+    mkdir -p "$(dirname "$bin")"
+    GOBIN="$(dirname "$bin")" GOFLAGS=-mod=mod go install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+  fi
+  export KEPPEL_DISTRIBUTION_BIN="$bin"
+  export KEPPEL_TEST_REQUIRE_DISTRIBUTION=1
+}
+
 # A single-replica OpenStack Swift on loopback (Debian's packages, installed
 # if missing) for the Swift driver and the conformance run on Swift; it keeps
 # running between runs and is reused.
@@ -110,6 +124,7 @@ ensure_postgres
 if [ -z "${KEPPEL_TEST_REDIS_URL:-}" ]; then ensure_redis; fi
 ensure_conformance
 ensure_versitygw
+ensure_distribution
 ensure_swift
 
 log "go test -race ./..."

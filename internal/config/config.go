@@ -34,6 +34,8 @@ type Config struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	// Federation decides which account names this registry may hold.
 	Federation Federation `yaml:"federation"`
+	// Replication configures replica accounts.
+	Replication Replication `yaml:"replication"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is "text" or "json".
@@ -107,6 +109,18 @@ type Federation struct {
 	// PeerPasswordRotation is how often the password that this registry
 	// issued to each peer is replaced (DefaultPeerPasswordRotation).
 	PeerPasswordRotation time.Duration `yaml:"peer_password_rotation"`
+}
+
+// Replication configures replica accounts (on_first_use and
+// from_external_on_first_use).
+type Replication struct {
+	// TagLifetime is how long a tag of a from_external_on_first_use
+	// account is served before the upstream is asked again where it
+	// points (5m if zero).
+	TagLifetime time.Duration `yaml:"tag_lifetime"`
+	// SpoolDir holds temporary copies of blobs while they are fetched from
+	// an upstream (the system's temporary directory if empty).
+	SpoolDir string `yaml:"spool_dir"`
 }
 
 // Swift configures the storage driver for OpenStack Swift.
@@ -399,6 +413,8 @@ var envBindings = []envBinding{
 	{"KEPPEL_ADMIN_PASSWORD", str(func(c *Config) *string { return &c.Auth.AdminPassword })},
 	{"KEPPEL_AUTH_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.IssuerKeyFile })},
 	{"KEPPEL_AUTH_PREVIOUS_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.PreviousIssuerKeyFile })},
+	{"KEPPEL_REPLICATION_TAG_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Replication.TagLifetime })},
+	{"KEPPEL_REPLICATION_SPOOL_DIR", str(func(c *Config) *string { return &c.Replication.SpoolDir })},
 	{"KEPPEL_AUTH_TOKEN_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
 	{"KEPPEL_AUTH_DRIVER", str(func(c *Config) *string { return &c.Auth.Driver })},
 	{"KEPPEL_SECRETS_KEY_FILE", str(func(c *Config) *string { return &c.Auth.SecretsKeyFile })},
@@ -543,6 +559,9 @@ func (c *Config) complete() error {
 	}
 	if c.Auth.IssuerKeyFile == "" {
 		c.Auth.IssuerKeyFile = filepath.Join(c.DataDir, "token-key.pem")
+	}
+	if c.Replication.TagLifetime < 0 {
+		return errors.New("replication.tag_lifetime (KEPPEL_REPLICATION_TAG_LIFETIME) must not be negative")
 	}
 	if c.Auth.TokenLifetime < time.Minute || c.Auth.TokenLifetime > 24*time.Hour {
 		return fmt.Errorf("auth.token_lifetime (KEPPEL_AUTH_TOKEN_LIFETIME) %s must be between 1m and 24h", c.Auth.TokenLifetime)

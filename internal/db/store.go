@@ -90,6 +90,10 @@ type BlobStore interface {
 	CreateBlobAndMount(ctx context.Context, b models.Blob, repoID int64) (blob models.Blob, created bool, err error)
 	// MountBlob mounts an existing blob into a repository (idempotent).
 	MountBlob(ctx context.Context, blobID, repoID int64) error
+	// SetBlobStorage records where the content of a replicated blob was
+	// stored: only if the blob has no content yet (StorageID ""), which it
+	// reports. A blob of a replica account has none until its first pull.
+	SetBlobStorage(ctx context.Context, blobID int64, storageID string) (bool, error)
 	// UnmountBlob removes the blob from the repository. ErrNotFound if it
 	// was not mounted; ErrStillReferenced if a manifest of the repository
 	// references it.

@@ -40,6 +40,7 @@ const (
 	QuotaExceeded
 	PolicyViolation
 	MethodNotAllowed
+	UpstreamFailed
 	// Codes of the management API.
 	BadRequest
 	NotFound
@@ -79,6 +80,7 @@ var table = map[Code]descriptor{
 	QuotaExceeded:           {"DENIED", http.StatusConflict, "quota exceeded"},
 	PolicyViolation:         {"DENIED", http.StatusConflict, "refused by a policy of the account"},
 	MethodNotAllowed:        {"UNSUPPORTED", http.StatusMethodNotAllowed, "method not allowed"},
+	UpstreamFailed:          {"UNAVAILABLE", http.StatusBadGateway, "the upstream registry failed"},
 	BadRequest:              {"BAD_REQUEST", http.StatusBadRequest, "bad request"},
 	NotFound:                {"NOT_FOUND", http.StatusNotFound, "not found"},
 	Conflict:                {"CONFLICT", http.StatusConflict, "conflict"},

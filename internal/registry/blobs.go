@@ -34,6 +34,12 @@ func (s *Service) StatBlob(ctx context.Context, repo Repo, d digest.Digest) (mod
 // OpenBlob returns a reader for the byte range of the blob (length -1: to
 // the end). The caller must close it.
 func (s *Service) OpenBlob(ctx context.Context, repo Repo, b models.Blob, offset, length int64) (io.ReadCloser, error) {
+	if b.StorageID == "" {
+		if !isReplica(repo.Account) {
+			return nil, fmt.Errorf("%w: blob %s in repository %s has no content", ErrBlobUnknown, b.Digest, repo.FullName())
+		}
+		return s.openReplicatedBlob(ctx, repo, b, offset, length)
+	}
 	rc, err := s.storage.ReadBlob(ctx, repo.StorageRef(), b.StorageID, offset, length)
 	if err != nil {
 		return nil, fmt.Errorf("reading blob %s: %w", b.Digest, err)
@@ -45,7 +51,7 @@ func (s *Service) OpenBlob(ctx context.Context, repo Repo, b models.Blob, offset
 // ttl, or "" if the storage driver cannot hand out such URLs.
 func (s *Service) BlobURL(ctx context.Context, repo Repo, b models.Blob, ttl time.Duration) (string, error) {
 	signer, ok := s.storage.(storage.BlobURLSigner)
-	if !ok {
+	if !ok || b.StorageID == "" {
 		return "", nil
 	}
 	u, err := signer.BlobURL(ctx, repo.StorageRef(), b.StorageID, ttl)

@@ -48,6 +48,9 @@ func (s *Service) SweepBlobs(ctx context.Context, grace, interval time.Duration)
 	}
 	var errs []error
 	for _, b := range res.Deleted {
+		if b.StorageID == "" {
+			continue // a replicated blob that was never pulled
+		}
 		err := s.storage.DeleteBlob(ctx, res.Account, b.StorageID)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("deleting content of blob %s: %w", b.Digest, err))
@@ -215,6 +218,9 @@ func (s *Service) rehash(ctx context.Context, ref models.StorageRef, b models.Bl
 	d, err := digest.Parse(b.Digest)
 	if err != nil || !d.Algorithm().Available() {
 		return fmt.Sprintf("the digest %q cannot be checked", b.Digest), nil
+	}
+	if b.StorageID == "" {
+		return "", nil // a replicated blob that was never pulled has no content to check
 	}
 	rc, err := s.storage.ReadBlob(ctx, ref, b.StorageID, 0, -1)
 	if errors.Is(err, storage.ErrNotFound) {

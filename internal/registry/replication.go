@@ -9,6 +9,7 @@ import (
 
 	"keppel/internal/models"
 	"keppel/internal/secretbox"
+	"keppel/internal/upstream"
 )
 
 // ErrReplicationInvalid is returned for replication settings that are malformed.
@@ -62,8 +63,12 @@ func (s *Service) NormalizeReplication(raw json.RawMessage) (string, error) {
 		if err := dec.Decode(&up); err != nil || up.PasswordSealed != "" {
 			return "", fmt.Errorf("%w: upstream must be {\"url\": …, \"username\": …, \"password\": …}", ErrReplicationInvalid)
 		}
-		if !validUpstreamName(up.URL) || strings.Contains(up.URL, "://") {
-			return "", fmt.Errorf("%w: upstream.url must be a registry host, optionally with a path, without a scheme", ErrReplicationInvalid)
+		host := strings.TrimPrefix(strings.TrimPrefix(up.URL, "https://"), "http://")
+		if !validUpstreamName(host) || strings.Contains(host, "://") || strings.HasPrefix(host, "/") {
+			return "", fmt.Errorf("%w: upstream.url must be a registry host, optionally with a path and an http:// or https:// scheme", ErrReplicationInvalid)
+		}
+		if _, err := upstream.New(up.URL, "", "", nil); err != nil {
+			return "", fmt.Errorf("%w: upstream.url: %s", ErrReplicationInvalid, err.Error())
 		}
 		if (up.Username == "") != (up.Password == "") {
 			return "", fmt.Errorf("%w: upstream.username and upstream.password go together", ErrReplicationInvalid)

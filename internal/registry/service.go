@@ -64,6 +64,9 @@ type Service struct {
 	// copies is the writer of manifest copies (nil when not started).
 	copiesMu sync.Mutex
 	copies   *manifestCopies
+	// replication configures replica accounts; replicas is their state.
+	replication ReplicationSettings
+	replicas    replicaState
 }
 
 // Option configures a Service.
@@ -85,7 +88,8 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // New builds the service.
 func New(store db.Store, driver storage.Driver, opts ...Option) *Service {
 	s := &Service{db: store, storage: driver, log: slog.Default(), now: time.Now, newID: randomID,
-		defaultQuota: models.Quota{ManifestCount: -1, SizeBytes: -1}}
+		defaultQuota: models.Quota{ManifestCount: -1, SizeBytes: -1},
+		replication:  ReplicationSettings{TagLifetime: DefaultTagLifetime}}
 	for _, o := range opts {
 		o(s)
 	}

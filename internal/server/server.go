@@ -152,7 +152,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	}
 	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithSecrets(secrets), registry.WithDefaultQuota(models.Quota{
 		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
-	}), registry.WithFederation(fed))
+	}), registry.WithFederation(fed), registry.WithReplication(registry.ReplicationSettings{
+		TagLifetime: cfg.Replication.TagLifetime, SpoolDir: cfg.Replication.SpoolDir,
+	}))
 	if cfg.Federation.Driver == "postgres" {
 		conflicts, err := svc.RecordAccountClaims(ctx)
 		if err != nil {

@@ -34,6 +34,8 @@ var errorCodes = []struct {
 	{registry.ErrTagInvalid, errcode.TagInvalid},
 	{registry.ErrQuotaExceeded, errcode.QuotaExceeded},
 	{registry.ErrPolicyViolation, errcode.PolicyViolation},
+	{registry.ErrUpstreamRateLimited, errcode.TooManyRequests},
+	{registry.ErrUpstreamFailed, errcode.UpstreamFailed},
 }
 
 // writeError renders err as an OCI error. Domain errors keep their message;
@@ -43,6 +45,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if errors.As(err, &e) {
 		errcode.Write(w, e)
 		return
+	}
+	var limited *registry.UpstreamRateLimitError
+	if errors.As(err, &limited) && limited.RetryAfter != "" {
+		w.Header().Set("Retry-After", limited.RetryAfter)
 	}
 	for _, m := range errorCodes {
 		if errors.Is(err, m.err) {

@@ -160,6 +160,9 @@ func (h *Handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt rout
 		writeError(w, r, h.log, err)
 		return
 	default:
+		if page.Last == "" {
+			h.svc.ReplicateReferrers(r.Context(), repo, d.String())
+		}
 		descs, err = h.svc.Referrers(r.Context(), repo, d, artifactType)
 		if err != nil {
 			writeError(w, r, h.log, err)

@@ -48,12 +48,7 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 }
 
 func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) {
-	repo, err := h.svc.FindRepository(r.Context(), rt.repo)
-	if err != nil {
-		writeError(w, r, h.log, err)
-		return
-	}
-	m, err := h.svc.GetManifest(r.Context(), repo, rt.ref)
+	repo, m, err := h.svc.PullManifest(r.Context(), rt.repo, rt.ref)
 	if err != nil {
 		writeError(w, r, h.log, err)
 		return

@@ -319,6 +319,17 @@ func (c *Store) MountBlob(ctx context.Context, blobID, repoID int64) error {
 	return c.Store.MountBlob(ctx, blobID, repoID)
 }
 
+// SetBlobStorage implements db.Store; the blob may be cached in any
+// repository that mounts it, so everything is forgotten when it changed
+// (once per replicated blob).
+func (c *Store) SetBlobStorage(ctx context.Context, blobID int64, storageID string) (bool, error) {
+	set, err := c.Store.SetBlobStorage(ctx, blobID, storageID)
+	if set || err != nil {
+		c.invalidateAll()
+	}
+	return set, err
+}
+
 // UnmountBlob implements db.Store and invalidates the repository.
 func (c *Store) UnmountBlob(ctx context.Context, blobID, repoID int64) error {
 	defer c.InvalidateRepository(repoID)

@@ -305,7 +305,7 @@ var (
 		"GetTaggedManifest", "GetBlobInRepository", "ListTags"}
 	invalidatingWrites = []string{"CreateAccount", "UpdateAccount", "DeleteAccount", "DeleteRepository",
 		"CreateBlobAndMount", "MountBlob", "UnmountBlob", "PutManifest", "DeleteManifest", "DeleteTag",
-		"RecordPulls", "SweepBlobMounts", "RecordBlobValidation", "SetGCStatuses",
+		"RecordPulls", "SweepBlobMounts", "RecordBlobValidation", "SetBlobStorage", "SetGCStatuses",
 		"RecordManifestValidation"}
 	untouched = []string{"Ping", "Close", "ListAccounts", "ListRepositories", "GetBlobInAccount",
 		"CreateUpload", "GetUpload", "UpdateUpload", "DeleteUpload", "ListStaleUploads", "DeleteStaleUpload",

@@ -35,6 +35,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"BlobDedup", testBlobDedup},
 		{"BlobMounts", testBlobMounts},
 		{"UnmountBlob", testUnmountBlob},
+		{"ReplicatedBlobs", testReplicatedBlobs},
 		{"Uploads", testUploads},
 		{"UpdateUpload", testUpdateUpload},
 		{"PutManifest", testPutManifest},

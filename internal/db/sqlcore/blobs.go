@@ -79,15 +79,17 @@ func (s *Store) CreateBlobAndMount(ctx context.Context, b models.Blob, repoID in
 			created = true
 		case errors.Is(err, sql.ErrNoRows):
 			// the account has this blob already: mount that one
-			var validationError string
-			err := tx.QueryRowContext(ctx, `SELECT id, validation_error FROM blobs WHERE account_name = $1 AND digest = $2`,
-				b.AccountName, b.Digest).Scan(&id, &validationError)
+			var validationError, storageID string
+			err := tx.QueryRowContext(ctx, `SELECT id, validation_error, storage_id FROM blobs WHERE account_name = $1 AND digest = $2`,
+				b.AccountName, b.Digest).Scan(&id, &validationError, &storageID)
 			if err != nil {
 				return fmt.Errorf("find existing blob: %w", err)
 			}
-			if validationError != "" {
-				// Its stored content is corrupt: the new content replaces
-				// it (the old becomes garbage for the storage sweep).
+			if (validationError != "" || storageID == "") && b.StorageID != "" {
+				// Its stored content is corrupt, or it has none yet (a
+				// replicated blob not pulled yet): the new content
+				// replaces it (the old becomes garbage for the storage
+				// sweep).
 				_, err := tx.ExecContext(ctx, `UPDATE blobs SET storage_id = $2, validation_error = '', validated_at = NULL
 					WHERE id = $1`, id, b.StorageID)
 				if err != nil {
@@ -206,4 +208,24 @@ func (s *Store) UnmountBlob(ctx context.Context, blobID, repoID int64) error {
 		return fmt.Errorf("unmount blob %d from repository %d: %w", blobID, repoID, err)
 	}
 	return nil
+}
+
+// SetBlobStorage implements db.BlobStore.
+func (s *Store) SetBlobStorage(ctx context.Context, blobID int64, storageID string) (bool, error) {
+	if storageID == "" {
+		return false, fmt.Errorf("set storage of blob %d: empty storage ID", blobID)
+	}
+	var n int64
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE blobs SET storage_id = $2 WHERE id = $1 AND storage_id = ''`, blobID, storageID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("set storage of blob %d: %w", blobID, err)
+	}
+	return n == 1, nil
 }
