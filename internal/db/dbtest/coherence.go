@@ -11,7 +11,8 @@ import (
 
 // RunCacheCoherence checks that a caching store shows the changes that
 // another store on the same database (standing for another process) commits:
-// tag moves, manifest and tag deletions (also in tag lists), blob unmounts, account updates and
+// tag moves, manifest and tag deletions (also in tag lists), blob unmounts, the
+// content of replicated blobs, account updates and
 // repository deletions. cached and other must share one empty database.
 // Changes made through other must show within wait (0: at once); changes
 // made through cached must always show at once.
@@ -136,6 +137,29 @@ func RunCacheCoherence(t *testing.T, cached, other db.Store, wait time.Duration)
 		_, err := cached.GetBlobInRepository(ctx, repo.ID, layer.Digest)
 		return err
 	}))
+
+	// Another process fetches the content of a replicated blob.
+	pending := f.newBlob(acct.Name, "replicated")
+	pending.StorageID = ""
+	pending, _, err := other.CreateBlobAndMount(ctx, pending, repo.ID)
+	if err != nil {
+		t.Fatalf("CreateBlobAndMount(without content): %v", err)
+	}
+	for range 2 {
+		if b, err := cached.GetBlobInRepository(ctx, repo.ID, pending.Digest); err != nil || b.StorageID != "" {
+			t.Fatalf("GetBlobInRepository(without content) = %+v, %v", b, err)
+		}
+	}
+	if set, err := other.SetBlobStorage(ctx, pending.ID, "fetched"); err != nil || !set {
+		t.Fatalf("SetBlobStorage: %v, %v", set, err)
+	}
+	eventually("blob content recorded by another process", func() error {
+		b, err := cached.GetBlobInRepository(ctx, repo.ID, pending.Digest)
+		if err == nil && b.StorageID != "fetched" {
+			return errors.New("storage ID " + b.StorageID)
+		}
+		return err
+	})
 
 	// Another process starts deleting the account.
 	deleting := acct
