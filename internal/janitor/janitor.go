@@ -69,6 +69,9 @@ type Config struct {
 	// Registerer, if set, gets the metrics keppel_janitor_tasks_total,
 	// keppel_blob_validations_total and keppel_manifest_validations_total.
 	Registerer prometheus.Registerer
+	// Jobs are run besides the registry's own (e.g. the rotation of the
+	// passwords of peers).
+	Jobs []Job
 }
 
 // pollInterval is how long a sweep job waits when nothing was due: a fifth
@@ -253,6 +256,7 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 			},
 		})
 	}
+	j.jobs = append(j.jobs, cfg.Jobs...)
 	if cfg.Registerer != nil {
 		j.tasks = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keppel_janitor_tasks_total",
