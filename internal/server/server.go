@@ -34,6 +34,7 @@ import (
 	"keppel/internal/federation"
 	"keppel/internal/janitor"
 	"keppel/internal/models"
+	"keppel/internal/peering"
 	"keppel/internal/policy"
 	"keppel/internal/registry"
 	"keppel/internal/secretbox"
@@ -64,6 +65,8 @@ type Server struct {
 	closeLimiter func()
 	// closeFed closes the federation driver's connections.
 	closeFed func()
+	// peering exchanges service passwords with the peers (nil if none).
+	peering *peering.Service
 	// AdminPasswordGenerated is the admin password created on this start
 	// ("" if the admin existed or the password was configured).
 	AdminPasswordGenerated string
@@ -172,14 +175,18 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	v2 := ociapi.New(ociapi.Deps{Service: svc, Tokens: tokens, Authz: authz, ClientIP: clientIPs.ClientIP,
 		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL, Limits: limits,
 		BlobRedirectTTL: blobRedirectTTL(cfg)})
-	credentials, err := credentialDriver(ctx, cfg, store)
+	peers, err := openPeering(cfg.Federation, store, publicURL.Host, secrets, log)
+	if err != nil {
+		return nil, fmt.Errorf("federation.peers (KEPPEL_PEERS): %w", err)
+	}
+	credentials, err := credentialDriver(ctx, cfg, store, peers)
 	if err != nil {
 		return nil, err
 	}
 	v1 := keppelv1.New(keppelv1.Deps{
 		Accounts: svc, Repos: svc, Quotas: svc, Audit: store, Recorder: recorder,
 		Tokens: tokens, Driver: credentials, DriverName: cfg.Auth.Driver, Authz: authz,
-		ClientIP: clientIPs.ClientIP, Log: log,
+		ClientIP: clientIPs.ClientIP, Log: log, Peering: peeringAPI(peers),
 	})
 
 	ops := http.NewServeMux()
@@ -227,16 +234,23 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 			RecentPushProtection: cfg.Janitor.GCRecentPushProtection, DryRun: cfg.Janitor.GCPoliciesDryRun},
 		Registerer:          reg,
 		ManagedAccountsFile: cfg.Janitor.ManagedAccountsFile,
+		Jobs:                peeringJobs(peers),
 	}, log.With("component", "janitor"))
 	s.handler, s.janitor, s.recorder, s.AdminPasswordGenerated = root, jan, recorder, generated
+	s.peering = peers
 	return s, nil
 }
 
 // credentialDriver builds the configured credential driver. The built-in
-// user store always comes first, so that the admin and local users (and
-// their API keys) work whatever else is configured.
-func credentialDriver(ctx context.Context, cfg config.Config, store db.Store) (auth.Driver, error) {
-	local := builtin.New(store)
+// user store comes first, so that the admin and local users (and their
+// API keys) work whatever else is configured; only the peers (if any) come
+// before it, so that a wrong password of a peer's name is refused before
+// any other driver sees it.
+func credentialDriver(ctx context.Context, cfg config.Config, store db.Store, peers *peering.Service) (auth.Driver, error) {
+	var local auth.Driver = builtin.New(store)
+	if peers != nil {
+		local = auth.Chain{peers, local}
+	}
 	if cfg.Auth.Driver != "oidc" {
 		return local, nil
 	}

@@ -19,6 +19,7 @@ import (
 
 	"keppel/internal/config"
 	"keppel/internal/db"
+	"keppel/internal/peering"
 	"keppel/internal/server"
 )
 
@@ -46,6 +47,10 @@ type Options struct {
 	// Env sets further KEPPEL_* variables (e.g. KEPPEL_AUTH_DRIVER); they
 	// win over NewServer's own.
 	Env map[string]string
+	// Listener, if set, is where the server listens (a loopback address);
+	// by default a new one on 127.0.0.1:0. With it the URL is known before
+	// the server is built, e.g. for servers that are each other's peers.
+	Listener net.Listener
 }
 
 // Server is a running in-process registry.
@@ -65,9 +70,12 @@ type Server struct {
 // account "test" (tenant "tenant1") exists.
 func NewServer(t testing.TB, opts Options) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	dataDir := t.TempDir()
 	env := map[string]string{
@@ -140,6 +148,10 @@ func (s *Server) FlushPulls(t testing.TB) {
 
 // Store returns the server's metadata store.
 func (s *Server) Store() db.Store { return s.srv.Store() }
+
+// Peering returns the server's exchange of passwords with its peers (nil
+// without KEPPEL_PEERS).
+func (s *Server) Peering() *peering.Service { return s.srv.Peering() }
 
 // CreateAccount creates an account through the management API as admin.
 func (s *Server) CreateAccount(t testing.TB, name, tenant string) {

@@ -43,7 +43,7 @@ func (h *Handler) tokenIdentity(r *http.Request, claims *auth.Claims) *auth.Iden
 		return id
 	}
 	session := true
-	restricted := &auth.Identity{Username: id.Username, Roles: map[string]models.Role{}}
+	restricted := &auth.Identity{Username: id.Username, Roles: map[string]models.Role{}, Peer: id.Peer}
 	grant := func(tenant string, role models.Role) {
 		if !id.IsAdmin && !id.Roles[tenant].Includes(role) {
 			return // the token cannot give more than the user has

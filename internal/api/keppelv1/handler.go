@@ -31,6 +31,7 @@ type Handler struct {
 	authz    *auth.Authorizer
 	clientIP func(*http.Request) net.IP
 	log      *slog.Logger
+	peering  PeeringService
 }
 
 // Deps are what the management API is built from.
@@ -48,17 +49,22 @@ type Deps struct {
 	// ClientIP tells where a request came from (for RBAC match_cidr).
 	ClientIP func(*http.Request) net.IP
 	Log      *slog.Logger
+	// Peering receives the passwords of peers (nil: this registry has
+	// none, and refuses every delivery).
+	Peering PeeringService
 }
 
 // New builds the management API handler.
 func New(d Deps) *Handler {
 	h := &Handler{mux: http.NewServeMux(), svc: d.Accounts, repos: d.Repos, quotas: d.Quotas, auditLog: d.Audit,
-		recorder: d.Recorder, tokens: d.Tokens, driver: d.Driver, authz: d.Authz, clientIP: d.ClientIP, log: d.Log}
+		recorder: d.Recorder, tokens: d.Tokens, driver: d.Driver, authz: d.Authz, clientIP: d.ClientIP, log: d.Log,
+		peering: d.Peering}
 	h.mux.HandleFunc("GET /keppel/v1", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"auth_driver": d.DriverName})
 	})
 	h.mux.HandleFunc("GET /keppel/v1/auth", h.getToken)
 	h.mux.HandleFunc("POST /keppel/v1/auth", h.postToken)
+	h.mux.HandleFunc("POST /keppel/v1/auth/peering", h.postPeering)
 	h.mux.HandleFunc("GET /keppel/v1/accounts", h.listAccounts)
 	h.mux.HandleFunc("GET /keppel/v1/accounts/{account}", h.getAccount)
 	h.mux.HandleFunc("PUT /keppel/v1/accounts/{account}", h.putAccount)
