@@ -247,6 +247,9 @@ type Janitor struct {
 	// GCSweepInterval is how often each repository's mounts and each
 	// account's blobs are swept.
 	GCSweepInterval time.Duration `yaml:"gc_sweep_interval"`
+	// ReplicaSyncInterval is how often each repository of a replica
+	// account is compared with its upstream (1h if zero).
+	ReplicaSyncInterval time.Duration `yaml:"replica_sync_interval"`
 	// StorageSweepInterval is how often each account's storage is compared
 	// with the database.
 	StorageSweepInterval time.Duration `yaml:"storage_sweep_interval"`
@@ -413,6 +416,7 @@ var envBindings = []envBinding{
 	{"KEPPEL_ADMIN_PASSWORD", str(func(c *Config) *string { return &c.Auth.AdminPassword })},
 	{"KEPPEL_AUTH_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.IssuerKeyFile })},
 	{"KEPPEL_AUTH_PREVIOUS_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.PreviousIssuerKeyFile })},
+	{"KEPPEL_JANITOR_REPLICA_SYNC_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.ReplicaSyncInterval })},
 	{"KEPPEL_REPLICATION_TAG_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Replication.TagLifetime })},
 	{"KEPPEL_REPLICATION_SPOOL_DIR", str(func(c *Config) *string { return &c.Replication.SpoolDir })},
 	{"KEPPEL_AUTH_TOKEN_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},

@@ -34,6 +34,10 @@ type GCStore interface {
 	// at now and schedules its next one at next. claimed is false if none
 	// was due.
 	ClaimStorageSweep(ctx context.Context, now, next time.Time) (account models.StorageRef, claimed bool, err error)
+	// ClaimReplicaSync claims the next repository of a replica account
+	// (not in deletion) whose sync with the upstream is due at now, and
+	// schedules its next one at next. claimed is false if none was due.
+	ClaimReplicaSync(ctx context.Context, now, next time.Time) (account models.Account, repo models.Repository, claimed bool, err error)
 	// ReconcileUnknownObjects compares the objects found in the account's
 	// storage with what the database knows: finished blobs by storage ID,
 	// manifests by repository and digest. It remembers the unknown ones,

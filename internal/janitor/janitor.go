@@ -66,6 +66,10 @@ type Config struct {
 	// registry.DefaultGCPolicyInterval and DefaultGCRecentPushProtection
 	// for zero durations).
 	GCPolicies registry.GCPolicySettings
+	// ReplicaSyncInterval is how often each repository of a replica
+	// account is compared with its upstream
+	// (registry.DefaultReplicaSyncInterval if zero).
+	ReplicaSyncInterval time.Duration
 	// Registerer, if set, gets the metrics keppel_janitor_tasks_total,
 	// keppel_blob_validations_total and keppel_manifest_validations_total.
 	Registerer prometheus.Registerer
@@ -113,8 +117,23 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 	if cfg.GCPolicies.RecentPushProtection <= 0 {
 		cfg.GCPolicies.RecentPushProtection = registry.DefaultGCRecentPushProtection
 	}
+	if cfg.ReplicaSyncInterval <= 0 {
+		cfg.ReplicaSyncInterval = registry.DefaultReplicaSyncInterval
+	}
 	j := &Janitor{log: log}
 	j.jobs = []Job{
+		{
+			Name:     "replica-sync",
+			Interval: pollInterval(cfg.ReplicaSyncInterval),
+			Run: func(ctx context.Context) (bool, error) {
+				res, claimed, err := svc.SyncNextReplica(ctx, cfg.ReplicaSyncInterval)
+				if res.TagsMoved+res.TagsDeleted+res.ManifestsDeleted > 0 {
+					log.Info("replica follows its upstream", "repository", res.Repository, "tags_moved", res.TagsMoved,
+						"tags_deleted", res.TagsDeleted, "manifests_deleted", res.ManifestsDeleted)
+				}
+				return claimed && err == nil, err
+			},
+		},
 		{
 			Name:     "gc-policies",
 			Interval: pollInterval(cfg.GCPolicies.Interval),

@@ -153,11 +153,17 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	if err != nil {
 		return nil, err
 	}
+	peers, err := openPeering(cfg.Federation, store, publicURL.Host, secrets, log)
+	if err != nil {
+		return nil, fmt.Errorf("federation.peers (KEPPEL_PEERS): %w", err)
+	}
+	replication := registry.ReplicationSettings{TagLifetime: cfg.Replication.TagLifetime, SpoolDir: cfg.Replication.SpoolDir}
+	if peers != nil {
+		replication.Peers = peers
+	}
 	svc := registry.New(store, driver, registry.WithLogger(log), registry.WithSecrets(secrets), registry.WithDefaultQuota(models.Quota{
 		ManifestCount: cfg.Quota.DefaultManifests, SizeBytes: cfg.Quota.DefaultBytes,
-	}), registry.WithFederation(fed), registry.WithReplication(registry.ReplicationSettings{
-		TagLifetime: cfg.Replication.TagLifetime, SpoolDir: cfg.Replication.SpoolDir,
-	}))
+	}), registry.WithFederation(fed), registry.WithReplication(replication))
 	if cfg.Federation.Driver == "postgres" {
 		conflicts, err := svc.RecordAccountClaims(ctx)
 		if err != nil {
@@ -175,10 +181,6 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	v2 := ociapi.New(ociapi.Deps{Service: svc, Tokens: tokens, Authz: authz, ClientIP: clientIPs.ClientIP,
 		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL, Limits: limits,
 		BlobRedirectTTL: blobRedirectTTL(cfg)})
-	peers, err := openPeering(cfg.Federation, store, publicURL.Host, secrets, log)
-	if err != nil {
-		return nil, fmt.Errorf("federation.peers (KEPPEL_PEERS): %w", err)
-	}
 	credentials, err := credentialDriver(ctx, cfg, store, peers)
 	if err != nil {
 		return nil, err
@@ -186,7 +188,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	v1 := keppelv1.New(keppelv1.Deps{
 		Accounts: svc, Repos: svc, Quotas: svc, Audit: store, Recorder: recorder,
 		Tokens: tokens, Driver: credentials, DriverName: cfg.Auth.Driver, Authz: authz,
-		ClientIP: clientIPs.ClientIP, Log: log, Peering: peeringAPI(peers),
+		ClientIP: clientIPs.ClientIP, Log: log, Peering: peeringAPI(peers), Replication: svc,
 	})
 
 	ops := http.NewServeMux()
@@ -227,6 +229,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		GCGracePeriod:                cfg.Janitor.GCGracePeriod,
 		GCSweepInterval:              cfg.Janitor.GCSweepInterval,
 		StorageSweepInterval:         cfg.Janitor.StorageSweepInterval,
+		ReplicaSyncInterval:          cfg.Janitor.ReplicaSyncInterval,
 		BlobRehashInterval:           cfg.Janitor.BlobRehashInterval,
 		ManifestRevalidationInterval: cfg.Janitor.ManifestRevalidationInterval,
 		PollInterval:                 cfg.Janitor.PollInterval,

@@ -32,6 +32,8 @@ type Handler struct {
 	clientIP func(*http.Request) net.IP
 	log      *slog.Logger
 	peering  PeeringService
+	// replication records pulls reported by peers (nil: refused).
+	replication ReplicationService
 }
 
 // Deps are what the management API is built from.
@@ -52,19 +54,23 @@ type Deps struct {
 	// Peering receives the passwords of peers (nil: this registry has
 	// none, and refuses every delivery).
 	Peering PeeringService
+	// Replication records the pulls that peers' replicas report (nil:
+	// refused).
+	Replication ReplicationService
 }
 
 // New builds the management API handler.
 func New(d Deps) *Handler {
 	h := &Handler{mux: http.NewServeMux(), svc: d.Accounts, repos: d.Repos, quotas: d.Quotas, auditLog: d.Audit,
 		recorder: d.Recorder, tokens: d.Tokens, driver: d.Driver, authz: d.Authz, clientIP: d.ClientIP, log: d.Log,
-		peering: d.Peering}
+		peering: d.Peering, replication: d.Replication}
 	h.mux.HandleFunc("GET /keppel/v1", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"auth_driver": d.DriverName})
 	})
 	h.mux.HandleFunc("GET /keppel/v1/auth", h.getToken)
 	h.mux.HandleFunc("POST /keppel/v1/auth", h.postToken)
 	h.mux.HandleFunc("POST /keppel/v1/auth/peering", h.postPeering)
+	h.mux.HandleFunc("POST /keppel/v1/replication/pulls", h.postReplicaPulls)
 	h.mux.HandleFunc("GET /keppel/v1/accounts", h.listAccounts)
 	h.mux.HandleFunc("GET /keppel/v1/accounts/{account}", h.getAccount)
 	h.mux.HandleFunc("PUT /keppel/v1/accounts/{account}", h.putAccount)

@@ -2,8 +2,10 @@ package dbtest
 
 import (
 	"testing"
+	"time"
 
 	"keppel/internal/db"
+	"keppel/internal/models"
 )
 
 // testReplicatedBlobs covers blobs without content (of replica accounts,
@@ -57,5 +59,51 @@ func testReplicatedBlobs(t *testing.T, s db.Store) {
 	got, created, err = s.CreateBlobAndMount(ctx, again, repo.ID)
 	if err != nil || created || got.StorageID != pushed.StorageID {
 		t.Fatalf("blob without content onto pushed blob: %+v, created=%v, err=%v", got, created, err)
+	}
+}
+
+// testReplicaSyncClaims: ClaimReplicaSync hands out the repositories of
+// replica accounts (not of other accounts, nor of accounts in deletion)
+// once per interval.
+func testReplicaSyncClaims(t *testing.T, s db.Store) {
+	ctx := t.Context()
+	f := newFixture(s)
+	f.account(t, "primary")
+	f.repo(t, "primary", "app")
+	replica := models.Account{Name: "replica", AuthTenantID: "t", CreatedAt: f.tick(),
+		ReplicationJSON: `{"strategy":"on_first_use","upstream":"registry.example.com"}`}
+	if err := s.CreateAccount(ctx, replica); err != nil {
+		t.Fatal(err)
+	}
+	deleting := models.Account{Name: "deleting", AuthTenantID: "t", CreatedAt: f.tick(), IsDeleting: true,
+		ReplicationJSON: `{"strategy":"on_first_use","upstream":"registry.example.com"}`}
+	if err := s.CreateAccount(ctx, deleting); err != nil {
+		t.Fatal(err)
+	}
+	a := f.repo(t, "replica", "a")
+	b := f.repo(t, "replica", "b")
+	f.repo(t, "deleting", "c")
+
+	now := time.Unix(1_000_000, 0)
+	next := now.Add(time.Hour)
+	got := map[int64]bool{}
+	for range 2 {
+		acct, repo, claimed, err := s.ClaimReplicaSync(ctx, now, next)
+		if err != nil || !claimed {
+			t.Fatalf("ClaimReplicaSync: claimed=%v, err=%v", claimed, err)
+		}
+		if acct.Name != "replica" || acct.ReplicationJSON == "" || repo.AccountName != "replica" {
+			t.Fatalf("ClaimReplicaSync: %+v in %+v", repo, acct)
+		}
+		got[repo.ID] = true
+	}
+	if !got[a.ID] || !got[b.ID] {
+		t.Fatalf("claimed %v, want %d and %d", got, a.ID, b.ID)
+	}
+	if _, _, claimed, err := s.ClaimReplicaSync(ctx, now, next); err != nil || claimed {
+		t.Fatalf("ClaimReplicaSync before the next is due: claimed=%v, err=%v", claimed, err)
+	}
+	if _, _, claimed, err := s.ClaimReplicaSync(ctx, next, next.Add(time.Hour)); err != nil || !claimed {
+		t.Fatalf("ClaimReplicaSync when due again: claimed=%v, err=%v", claimed, err)
 	}
 }

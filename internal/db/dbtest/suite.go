@@ -36,6 +36,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"BlobMounts", testBlobMounts},
 		{"UnmountBlob", testUnmountBlob},
 		{"ReplicatedBlobs", testReplicatedBlobs},
+		{"ReplicaSyncClaims", testReplicaSyncClaims},
 		{"Uploads", testUploads},
 		{"UpdateUpload", testUpdateUpload},
 		{"PutManifest", testPutManifest},
