@@ -45,10 +45,13 @@ func (c *Claims) Identity() *Identity {
 
 // TokenService issues and verifies access tokens.
 type TokenService struct {
-	issuer   string
-	service  string
-	lifetime time.Duration
-	key      ed25519.PrivateKey
+	issuer  string
+	service string
+	// otherServices are further audiences that tokens are issued for
+	// and accepted with (the anycast host name).
+	otherServices []string
+	lifetime      time.Duration
+	key           ed25519.PrivateKey
 	// verifyKeys holds the current public key and, after a rotation, the previous one.
 	verifyKeys []ed25519.PublicKey
 	now        func() time.Time
@@ -84,24 +87,55 @@ func NewTokenService(service string, lifetime time.Duration, key ed25519.Private
 // Service returns the service name that clients must ask tokens for.
 func (ts *TokenService) Service() string { return ts.service }
 
+// AcceptService adds a further service name (audience) that tokens are
+// issued for and accepted with, such as the anycast host name. It must be
+// called before the service is used.
+func (ts *TokenService) AcceptService(service string) {
+	if service != "" && !ts.Serves(service) {
+		ts.otherServices = append(ts.otherServices, service)
+	}
+}
+
+// Serves reports whether tokens are issued for the service name.
+func (ts *TokenService) Serves(service string) bool {
+	if service == ts.service {
+		return true
+	}
+	for _, s := range ts.otherServices {
+		if s == service {
+			return true
+		}
+	}
+	return false
+}
+
 // Lifetime returns how long issued tokens are valid.
 func (ts *TokenService) Lifetime() time.Duration { return ts.lifetime }
 
 // IssueFor signs a token for an identity (nil for anonymous) with the
 // granted scopes; the token carries the identity's roles and peer mark.
 func (ts *TokenService) IssueFor(id *Identity, grants Grants) (string, time.Time, error) {
-	if id == nil {
-		return ts.issue(Identity{}, grants)
+	return ts.IssueForService(ts.service, id, grants)
+}
+
+// IssueForService is IssueFor with another service name that the token
+// service Serves as the audience.
+func (ts *TokenService) IssueForService(service string, id *Identity, grants Grants) (string, time.Time, error) {
+	if !ts.Serves(service) {
+		return "", time.Time{}, fmt.Errorf("tokens are not issued for service %q", service)
 	}
-	return ts.issue(*id, grants)
+	if id == nil {
+		return ts.issue(service, Identity{}, grants)
+	}
+	return ts.issue(service, *id, grants)
 }
 
 // Issue signs a token for the subject with the granted scopes.
 func (ts *TokenService) Issue(subject string, admin bool, grants Grants) (string, time.Time, error) {
-	return ts.issue(Identity{Username: subject, IsAdmin: admin}, grants)
+	return ts.issue(ts.service, Identity{Username: subject, IsAdmin: admin}, grants)
 }
 
-func (ts *TokenService) issue(id Identity, grants Grants) (string, time.Time, error) {
+func (ts *TokenService) issue(service string, id Identity, grants Grants) (string, time.Time, error) {
 	now := ts.now()
 	var jti [16]byte
 	_, _ = rand.Read(jti[:])
@@ -109,7 +143,7 @@ func (ts *TokenService) issue(id Identity, grants Grants) (string, time.Time, er
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    ts.issuer,
 			Subject:   id.Username,
-			Audience:  jwt.ClaimStrings{ts.service},
+			Audience:  jwt.ClaimStrings{service},
 			ExpiresAt: jwt.NewNumericDate(now.Add(ts.lifetime)),
 			NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -159,13 +193,17 @@ func (ts *TokenService) verify(token string) (*Claims, error) {
 			func(*jwt.Token) (any, error) { return pub, nil },
 			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 			jwt.WithIssuer(ts.issuer),
-			jwt.WithAudience(ts.service),
 			jwt.WithExpirationRequired(),
 			jwt.WithTimeFunc(ts.now),
 			jwt.WithLeeway(5*time.Second),
 		)
 		if err == nil {
-			return &claims, nil
+			for _, aud := range claims.Audience {
+				if ts.Serves(aud) {
+					return &claims, nil
+				}
+			}
+			return nil, fmt.Errorf("%w: %w", ErrInvalidToken, jwt.ErrTokenInvalidAudience)
 		}
 		lastErr = err
 		if !errors.Is(err, jwt.ErrTokenSignatureInvalid) {

@@ -482,3 +482,39 @@ func TestLoadOrCreateKey(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenServiceOtherServices: with an anycast host name accepted, tokens
+// are issued for either name and verify; a token for a name that the
+// service does not serve is refused on issue and on verify.
+func TestTokenServiceOtherServices(t *testing.T) {
+	key := newKey(t)
+	clk := &clock{now: epoch}
+	ts := auth.NewTokenService(testService, time.Hour, key, nil, clk.Now)
+	ts.AcceptService("registry.global.example.com")
+	if !ts.Serves(testService) || !ts.Serves("registry.global.example.com") || ts.Serves("other.example.com") {
+		t.Fatal("Serves does not match the accepted services")
+	}
+	for _, service := range []string{testService, "registry.global.example.com"} {
+		token, _, err := ts.IssueForService(service, &auth.Identity{Username: "alice"}, nil)
+		if err != nil {
+			t.Fatalf("issuing for %s: %v", service, err)
+		}
+		claims, err := ts.Verify(token)
+		if err != nil || claims.Subject != "alice" || claims.Audience[0] != service {
+			t.Fatalf("verifying a token for %s: %+v, %v", service, claims, err)
+		}
+	}
+	if _, _, err := ts.IssueForService("other.example.com", nil, nil); err == nil {
+		t.Fatal("issued a token for a service that is not served")
+	}
+	// the right key and issuer, but another audience
+	claims := auth.Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: "keppel-api@" + testService, Subject: "alice",
+		Audience: jwt.ClaimStrings{"other.example.com"}, ExpiresAt: jwt.NewNumericDate(epoch.Add(time.Hour))}}
+	token, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Verify(token); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("a token for another audience: %v, want ErrInvalidToken", err)
+	}
+}

@@ -57,6 +57,13 @@ type API struct {
 	// TrustedProxies are the addresses (CIDRs) of reverse proxies whose
 	// X-Forwarded-For header is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AccountSubdomains serves <account>.<public host>/v2/<repo>/… as
+	// /v2/<account>/<repo>/… (a registry mirror for dockerd).
+	AccountSubdomains bool `yaml:"account_subdomains"`
+	// AnycastURL is a URL shared by the registries of a federation: a
+	// read-only request for an account that another registry holds is
+	// forwarded there ("": none).
+	AnycastURL string `yaml:"anycast_url"`
 }
 
 // Database selects and configures the metadata store. With neither URL nor
@@ -361,6 +368,8 @@ func boolean(f func(c *Config) *bool) func(*Config, string) error {
 var envBindings = []envBinding{
 	{"KEPPEL_API_LISTEN_ADDRESS", str(func(c *Config) *string { return &c.API.ListenAddress })},
 	{"KEPPEL_API_PUBLIC_URL", str(func(c *Config) *string { return &c.API.PublicURL })},
+	{"KEPPEL_API_ACCOUNT_SUBDOMAINS", boolean(func(c *Config) *bool { return &c.API.AccountSubdomains })},
+	{"KEPPEL_API_ANYCAST_URL", str(func(c *Config) *string { return &c.API.AnycastURL })},
 	{"KEPPEL_API_PUBLIC_FQDN", str(func(c *Config) *string { return &c.API.PublicFQDN })},
 	{"KEPPEL_API_TLS_CERT_FILE", str(func(c *Config) *string { return &c.API.TLSCert })},
 	{"KEPPEL_API_TLS_KEY_FILE", str(func(c *Config) *string { return &c.API.TLSKey })},
@@ -511,6 +520,16 @@ func (c *Config) complete() error {
 		return fmt.Errorf("api.public_url (KEPPEL_API_PUBLIC_URL) %q must be an http(s) URL", c.API.PublicURL)
 	}
 	c.API.PublicURL = strings.TrimSuffix(c.API.PublicURL, "/")
+	if c.API.AnycastURL != "" {
+		a, err := url.Parse(c.API.AnycastURL)
+		if err != nil || (a.Scheme != "http" && a.Scheme != "https") || a.Host == "" || strings.Trim(a.Path, "/") != "" {
+			return fmt.Errorf("api.anycast_url (KEPPEL_API_ANYCAST_URL) %q must be an http(s) URL without a path", c.API.AnycastURL)
+		}
+		if strings.EqualFold(a.Host, u.Host) {
+			return errors.New("api.anycast_url (KEPPEL_API_ANYCAST_URL) must differ from api.public_url")
+		}
+		c.API.AnycastURL = strings.ToLower(a.Scheme + "://" + a.Host)
+	}
 
 	if c.Database.URL != "" && c.Database.Hostname != "" {
 		return errors.New("database.url (KEPPEL_DB_URL) and database.hostname (KEPPEL_DB_HOSTNAME) are exclusive")

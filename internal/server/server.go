@@ -112,6 +112,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		return nil, fmt.Errorf("parsing public URL: %w", err)
 	}
 	tokens := auth.NewTokenService(publicURL.Host, cfg.Auth.TokenLifetime, key, previous, time.Now)
+	if cfg.API.AnycastURL != "" {
+		anycast, err := url.Parse(cfg.API.AnycastURL)
+		if err != nil {
+			return nil, fmt.Errorf("parsing anycast URL: %w", err)
+		}
+		tokens.AcceptService(anycast.Host)
+	}
 	generated, err := builtin.EnsureAdmin(ctx, store, cfg.Auth.AdminPassword, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("setting up the admin user: %w", err)
@@ -180,7 +187,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 	}
 	v2 := ociapi.New(ociapi.Deps{Service: svc, Tokens: tokens, Authz: authz, ClientIP: clientIPs.ClientIP,
 		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL, Limits: limits,
-		BlobRedirectTTL: blobRedirectTTL(cfg)})
+		BlobRedirectTTL: blobRedirectTTL(cfg), AnycastURL: cfg.API.AnycastURL})
 	credentials, err := credentialDriver(ctx, cfg, store, peers)
 	if err != nil {
 		return nil, err
@@ -223,6 +230,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		}
 		mux.ServeHTTP(w, r)
 	})
+	routed := hostRouting(root, cfg, publicURL.Host, store, fed, peers, log)
 	s := &Server{cfg: cfg, log: log, store: store, svc: svc, ops: ops, stopCopies: svc.StartManifestCopies(), closeLimiter: closeLimiter, closeFed: closeFed}
 	jan := janitor.New(svc, janitor.Config{
 		AbandonedUploadAge:           cfg.Janitor.AbandonedUploadAge,
@@ -239,7 +247,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		ManagedAccountsFile: cfg.Janitor.ManagedAccountsFile,
 		Jobs:                peeringJobs(peers),
 	}, log.With("component", "janitor"))
-	s.handler, s.janitor, s.recorder, s.AdminPasswordGenerated = root, jan, recorder, generated
+	s.handler, s.janitor, s.recorder, s.AdminPasswordGenerated = routed, jan, recorder, generated
 	s.peering = peers
 	return s, nil
 }

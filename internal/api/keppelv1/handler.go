@@ -193,11 +193,12 @@ type tokenResponse struct {
 // token carrying the granted subset of the requested scopes.
 func (h *Handler) getToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if service := q.Get("service"); service != "" && service != h.tokens.Service() {
+	service := q.Get("service")
+	if service != "" && !h.tokens.Serves(service) {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "this registry issues tokens for service %q, not %q", h.tokens.Service(), service))
 		return
 	}
-	h.issueToken(w, r, q["scope"])
+	h.issueToken(w, r, service, q["scope"])
 }
 
 // postToken accepts the OAuth2-style form post that some clients use
@@ -216,14 +217,17 @@ func (h *Handler) postToken(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "grant_type %q is not supported; use password, or GET with basic credentials", grant))
 		return
 	}
-	if service := r.Form.Get("service"); service != "" && service != h.tokens.Service() {
+	service := r.Form.Get("service")
+	if service != "" && !h.tokens.Serves(service) {
 		errcode.Write(w, errcode.New(errcode.BadRequest, "this registry issues tokens for service %q, not %q", h.tokens.Service(), service))
 		return
 	}
-	h.issueToken(w, r, r.Form["scope"])
+	h.issueToken(w, r, service, r.Form["scope"])
 }
 
-func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request, scopeParams []string) {
+// issueToken answers a token request for the service ("" for this
+// registry's own).
+func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request, service string, scopeParams []string) {
 	id, ok := h.authenticate(w, r)
 	if !ok {
 		return
@@ -234,7 +238,10 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request, scopeParams
 		errcode.Write(w, errcode.New(errcode.Unavailable, "cannot decide access right now"))
 		return
 	}
-	token, issuedAt, err := h.tokens.IssueFor(id, grants)
+	if service == "" {
+		service = h.tokens.Service()
+	}
+	token, issuedAt, err := h.tokens.IssueForService(service, id, grants)
 	if err != nil {
 		h.log.Error("cannot issue token", "error", err)
 		errcode.Write(w, err)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -26,7 +27,10 @@ type Handler struct {
 	recorder  *audit.Recorder
 	log       *slog.Logger
 	publicURL string
-	limits    RateLimits
+	// anycastURL and anycastHost: requests under the anycast host name are
+	// told to fetch their tokens there ("" without anycast).
+	anycastURL, anycastHost string
+	limits                  RateLimits
 	// redirectTTL > 0 sends blob GETs to a presigned storage URL.
 	redirectTTL time.Duration
 }
@@ -45,6 +49,9 @@ type Deps struct {
 	Log      *slog.Logger
 	// PublicURL is the registry's external URL (for the token realm).
 	PublicURL string
+	// AnycastURL is the federation's anycast URL ("" if none): the token
+	// realm of requests under its host name.
+	AnycastURL string
 	// Limits are the per-account rate limits (none if zero).
 	Limits RateLimits
 	// BlobRedirectTTL, if positive, answers blob GETs with a redirect to a
@@ -55,9 +62,13 @@ type Deps struct {
 
 // New builds the /v2/ handler.
 func New(d Deps) *Handler {
-	return &Handler{svc: d.Service, tokens: d.Tokens, authz: d.Authz, clientIP: d.ClientIP, metrics: d.Metrics,
+	h := &Handler{svc: d.Service, tokens: d.Tokens, authz: d.Authz, clientIP: d.ClientIP, metrics: d.Metrics,
 		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL, limits: d.Limits,
-		redirectTTL: d.BlobRedirectTTL}
+		redirectTTL: d.BlobRedirectTTL, anycastURL: d.AnycastURL}
+	if u, err := url.Parse(d.AnycastURL); err == nil && d.AnycastURL != "" {
+		h.anycastHost = strings.ToLower(u.Host)
+	}
+	return h
 }
 
 // actor returns who makes the request, for audit events stored by the
@@ -189,15 +200,19 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, required ...
 		return claims, true
 	}
 
-	h.challenge(w, claims != nil, required...)
+	h.challenge(w, r, claims != nil, required...)
 	return nil, false
 }
 
 // challenge answers 401 with a Bearer challenge naming the scopes the
 // request needs. Insufficient scope is a 401 too (as in the Docker token
 // spec), so that clients fetch a token with the scopes the challenge names.
-func (h *Handler) challenge(w http.ResponseWriter, insufficientScope bool, required ...auth.Scope) {
-	challenge := fmt.Sprintf(`Bearer realm="%s/keppel/v1/auth",service="%s"`, h.publicURL, h.tokens.Service())
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, insufficientScope bool, required ...auth.Scope) {
+	realm, service := h.publicURL, h.tokens.Service()
+	if h.anycastHost != "" && strings.EqualFold(strings.TrimSuffix(r.Host, "."), h.anycastHost) {
+		realm, service = h.anycastURL, h.anycastHost
+	}
+	challenge := fmt.Sprintf(`Bearer realm="%s/keppel/v1/auth",service="%s"`, realm, service)
 	if len(required) > 0 {
 		parts := make([]string, len(required))
 		for i, sc := range required {

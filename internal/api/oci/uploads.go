@@ -34,7 +34,7 @@ func (h *Handler) serveUploadStart(w http.ResponseWriter, r *http.Request, rt ro
 		// says so; otherwise upload as if the blob were nowhere.
 		source := auth.RepositoryScope(from, auth.ActionPull)
 		if grants, err := h.authz.Grant(r.Context(), claims.Identity(), []auth.Scope{source}, h.clientIP(r)); err == nil && len(grants) > 0 {
-			h.challenge(w, true, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush), source)
+			h.challenge(w, r, true, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush), source)
 			return
 		}
 		mountDigest = ""

@@ -18,16 +18,18 @@ import (
 )
 
 // federatedPair starts two registries, A on 127.0.0.2 and B on 127.0.0.3,
-// that are each other's peers, on one claims database.
-func federatedPair(t *testing.T) (a, b *test.Process) {
+// that are each other's peers, on one claims database, with further
+// settings in extraEnv.
+func federatedPair(t *testing.T, extraEnv ...string) (a, b *test.Process) {
 	t.Helper()
 	claims := test.PostgresDatabase(t)
 	addrA, addrB := test.FreeAddressOn(t, "127.0.0.2"), test.FreeAddressOn(t, "127.0.0.3")
 	peers := "KEPPEL_PEERS=http://" + addrA + ",http://" + addrB
 	start := func(addr string) *test.Process {
-		return test.StartKeppel(t, "KEPPEL_API_LISTEN_ADDRESS="+addr, "KEPPEL_API_PUBLIC_URL=http://"+addr,
-			"KEPPEL_FEDERATION_DRIVER=postgres", "KEPPEL_FEDERATION_POSTGRES_URL="+claims, peers,
-			"KEPPEL_JANITOR_POLL_INTERVAL=100ms", "KEPPEL_JANITOR_REPLICA_SYNC_INTERVAL=1s")
+		env := []string{"KEPPEL_API_LISTEN_ADDRESS=" + addr, "KEPPEL_API_PUBLIC_URL=http://" + addr,
+			"KEPPEL_FEDERATION_DRIVER=postgres", "KEPPEL_FEDERATION_POSTGRES_URL=" + claims, peers,
+			"KEPPEL_JANITOR_POLL_INTERVAL=100ms", "KEPPEL_JANITOR_REPLICA_SYNC_INTERVAL=1s"}
+		return test.StartKeppel(t, append(env, extraEnv...)...)
 	}
 	return start(addrA), start(addrB)
 }

@@ -1,0 +1,46 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"keppel/internal/config"
+)
+
+// TestReplicationAndHostRouting covers replication.*, janitor.replica_sync_interval,
+// api.account_subdomains and api.anycast_url.
+func TestReplicationAndHostRouting(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load("", env(map[string]string{
+		"KEPPEL_REPLICATION_TAG_LIFETIME":      "90s",
+		"KEPPEL_REPLICATION_SPOOL_DIR":         "/var/tmp",
+		"KEPPEL_JANITOR_REPLICA_SYNC_INTERVAL": "10m",
+		"KEPPEL_API_ACCOUNT_SUBDOMAINS":        "true",
+		"KEPPEL_API_PUBLIC_URL":                "https://keppel.eu-de-1.example.com",
+		"KEPPEL_API_ANYCAST_URL":               "https://Registry.Example.com/",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Replication.TagLifetime != 90*time.Second || cfg.Replication.SpoolDir != "/var/tmp" ||
+		cfg.Janitor.ReplicaSyncInterval != 10*time.Minute || !cfg.API.AccountSubdomains ||
+		cfg.API.AnycastURL != "https://registry.example.com" {
+		t.Fatalf("loaded %+v %+v %+v", cfg.Replication, cfg.Janitor, cfg.API)
+	}
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"negative tag lifetime", map[string]string{"KEPPEL_REPLICATION_TAG_LIFETIME": "-1s"}, "replication.tag_lifetime"},
+		{"anycast with a path", map[string]string{"KEPPEL_API_ANYCAST_URL": "https://registry.example.com/v2"}, "api.anycast_url"},
+		{"anycast without scheme", map[string]string{"KEPPEL_API_ANYCAST_URL": "registry.example.com"}, "api.anycast_url"},
+		{"anycast is the public URL", map[string]string{"KEPPEL_API_ANYCAST_URL": "http://a.example.com", "KEPPEL_API_PUBLIC_URL": "http://A.example.com"}, "api.anycast_url"},
+		{"bad boolean", map[string]string{"KEPPEL_API_ACCOUNT_SUBDOMAINS": "sometimes"}, "KEPPEL_API_ACCOUNT_SUBDOMAINS"},
+	} {
+		if _, err := config.Load("", env(c.env)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.want)
+		}
+	}
+}
