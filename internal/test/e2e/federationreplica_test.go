@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +116,8 @@ func manifestsOf(t *testing.T, p *test.Process, repoPath string) map[string]stru
 // TestFederationReplicaOnFirstUse: two registries peer with each other
 // (B logs in at A with the service password that A issued it). A replica of
 // A's account, created at B with a sublease token, replicates an image, a
-// multi-arch index and an artifact with its referrers on first pull; its
+// multi-arch index and an artifact with its referrers on first pull, and
+// `keppel validate` through it replicates a whole index; its
 // janitor moves and deletes tags and manifests as A does, and reports B's
 // pulls to A; with A stopped, B still serves what it replicated.
 func TestFederationReplicaOnFirstUse(t *testing.T) {
@@ -137,6 +140,14 @@ func TestFederationReplicaOnFirstUse(t *testing.T) {
 	}
 	idxDigest, _ := idx.Digest()
 	if err := remote.WriteIndex(procRef(t, a, "shared/multi:v1"), idx, adminAuth()); err != nil {
+		t.Fatal(err)
+	}
+
+	warmIdx, err := random.Index(32<<10, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(procRef(t, a, "shared/warm:v1"), warmIdx, adminAuth()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -173,6 +184,14 @@ func TestFederationReplicaOnFirstUse(t *testing.T) {
 	}
 	if d, _ := pulledIdx.Digest(); d != idxDigest {
 		t.Fatalf("replicated index digest %s, want %s", d, idxDigest)
+	}
+
+	// `keppel validate` checks an index through the replica, and so
+	// replicates all of it
+	cmd := exec.Command(test.BuildKeppel(t), "validate", b.Addr+"/shared/warm:v1")
+	cmd.Env = append(os.Environ(), "KEPPEL_USERNAME=admin", "KEPPEL_PASSWORD="+test.AdminPassword)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("keppel validate through the replica: %v\n%s", err, out)
 	}
 
 	// an artifact referring to the image, pushed to A, is listed at B
@@ -234,6 +253,13 @@ func TestFederationReplicaOnFirstUse(t *testing.T) {
 	r = bSrv.Do(t, "GET", "/v2/shared/app/referrers/"+imgDigest.String(), token, nil, nil)
 	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), artifact) {
 		t.Fatalf("referrers at the replica with the primary stopped: %d %s", r.Status, r.Body)
+	}
+	warmed, err := remote.Index(procRef(t, b, "shared/warm:v1"), adminAuth())
+	if err != nil {
+		t.Fatalf("the index that keppel validate warmed, with the primary stopped: %v", err)
+	}
+	if err := validate.Index(warmed); err != nil {
+		t.Fatalf("the index that keppel validate warmed, with the primary stopped: %v", err)
 	}
 }
 
