@@ -203,6 +203,7 @@ func (s *Service) storeReplicated(ctx context.Context, repo Repo, up *upstream.R
 		if tag == "" {
 			return nil
 		}
+		existing.PushedAt = s.now() // the time of the tag
 		if err := s.db.PutManifest(ctx, existing, nil, nil, tag); err != nil {
 			return fmt.Errorf("tagging replicated manifest: %w", err)
 		}
