@@ -143,14 +143,16 @@ func TestPullThroughDistribution(t *testing.T) {
 
 // TestPullThroughKeppel: an account in front of another Keppel, which
 // needs credentials (its token flow, as Docker Hub's): the password is
-// stored encrypted, a multi-arch index is replicated with only the
+// stored encrypted, tags follow the upstream after their lifetime, a
+// multi-arch index is replicated with only the
 // children that the platform filter lets through, and an artifact that
 // refers to an image shows in the referrers API.
 func TestPullThroughKeppel(t *testing.T) {
 	t.Parallel()
 	up := test.NewServer(t, test.Options{Accounts: map[string]string{"private": "upstream-tenant"}})
 	proxy := test.StartCountingProxy(t, up.Host)
-	s := test.NewServer(t, test.Options{Accounts: map[string]string{}})
+	s := test.NewServer(t, test.Options{Accounts: map[string]string{},
+		Env: map[string]string{"KEPPEL_REPLICATION_TAG_LIFETIME": "1s"}})
 	createReplica(t, s, "mirror", `{"strategy":"from_external_on_first_use","upstream":{"url":"http://`+up.Host+`","username":"admin","password":"`+test.AdminPassword+`"}}`)
 	r := s.Do(t, "PUT", "/keppel/v1/accounts/filtered", s.Token(t), nil, strings.NewReader(
 		`{"account":{"auth_tenant_id":"tenant1","platform_filter":[{"os":"linux","architecture":"amd64"}],`+
@@ -175,6 +177,21 @@ func TestPullThroughKeppel(t *testing.T) {
 	want := pushTo(t, up.Host, "private/app:v1", img, adminAuth())
 	if got := pullAndValidate(t, s, "mirror/private/app:v1"); got != want {
 		t.Fatalf("pull: %s, want %s", got, want)
+	}
+	// the tag moves at the upstream Keppel; after the lifetime, here too
+	moved, err := random.Image(64<<10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMoved := pushTo(t, up.Host, "private/app:v2", moved, adminAuth())
+	pushTo(t, up.Host, "private/app:v2", img, adminAuth())
+	if got := pullAndValidate(t, s, "mirror/private/app:v2"); got != want {
+		t.Fatalf("pull of v2: %s, want %s", got, want)
+	}
+	pushTo(t, up.Host, "private/app:v2", moved, adminAuth())
+	time.Sleep(1100 * time.Millisecond)
+	if got := pullAndValidate(t, s, "mirror/private/app:v2"); got != wantMoved {
+		t.Fatalf("pull of v2 after it moved upstream: %s, want %s", got, wantMoved)
 	}
 
 	idx := platformIndex(t, []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}, {OS: "windows", Architecture: "amd64"}})
