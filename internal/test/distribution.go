@@ -17,24 +17,7 @@ import (
 // distributionBinary finds the CNCF Distribution registry binary:
 // $KEPPEL_DISTRIBUTION_BIN, the tool cache of scripts/test.sh, or $PATH.
 func distributionBinary() string {
-	if bin := os.Getenv("KEPPEL_DISTRIBUTION_BIN"); bin != "" {
-		return bin
-	}
-	cache := os.Getenv("KEPPEL_CACHE_DIR")
-	if cache == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			cache = filepath.Join(home, ".cache", "keppel-ci")
-		}
-	}
-	if cache != "" {
-		if bins, _ := filepath.Glob(filepath.Join(cache, "distribution-*", "registry")); len(bins) > 0 && isExecutable(bins[len(bins)-1]) {
-			return bins[len(bins)-1]
-		}
-	}
-	if bin, err := exec.LookPath("registry"); err == nil {
-		return bin
-	}
-	return ""
+	return toolBinary("KEPPEL_DISTRIBUTION_BIN", "distribution-*", "registry")
 }
 
 // StartDistribution starts the CNCF Distribution registry (anonymous

@@ -32,7 +32,15 @@ type S3Server struct {
 // versitygwBinary finds the versitygw binary: $KEPPEL_VERSITYGW_BIN, the
 // tool cache of scripts/test.sh, or $PATH.
 func versitygwBinary() string {
-	if bin := os.Getenv("KEPPEL_VERSITYGW_BIN"); bin != "" {
+	return toolBinary("KEPPEL_VERSITYGW_BIN", "versitygw-*", "versitygw")
+}
+
+// toolBinary finds the binary of a tool that scripts/test.sh builds: named
+// by the environment variable, in the tool cache ($KEPPEL_CACHE_DIR or
+// ~/.cache/keppel-ci, below a directory matching cacheDirGlob; the newest
+// by name), or in $PATH. It returns "" if there is none.
+func toolBinary(envVar, cacheDirGlob, name string) string {
+	if bin := os.Getenv(envVar); bin != "" {
 		return bin
 	}
 	cache := os.Getenv("KEPPEL_CACHE_DIR")
@@ -42,11 +50,11 @@ func versitygwBinary() string {
 		}
 	}
 	if cache != "" {
-		if bins, _ := filepath.Glob(filepath.Join(cache, "versitygw-*", "versitygw")); len(bins) > 0 && isExecutable(bins[len(bins)-1]) {
+		if bins, _ := filepath.Glob(filepath.Join(cache, cacheDirGlob, name)); len(bins) > 0 && isExecutable(bins[len(bins)-1]) {
 			return bins[len(bins)-1]
 		}
 	}
-	if bin, err := exec.LookPath("versitygw"); err == nil {
+	if bin, err := exec.LookPath(name); err == nil {
 		return bin
 	}
 	return ""

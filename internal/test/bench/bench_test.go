@@ -86,12 +86,19 @@ func token(b testing.TB, base, scope string) string {
 }
 
 func startDistribution(b testing.TB, bin string) string {
+	return startDistributionWith(b, bin, "")
+}
+
+// startDistributionWith starts Distribution on the filesystem with more
+// configuration (YAML top-level sections) and returns its URL. The process
+// ends with b (or with the benchmark process, for shared servers).
+func startDistributionWith(b testing.TB, bin, more string) string {
 	dir, err := os.MkdirTemp("", "distribution-bench-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	addr := test.FreeAddress(b)
-	config := loadgen.DistributionConfig(filepath.Join(dir, "data"), addr)
+	config := loadgen.DistributionConfig(filepath.Join(dir, "data"), addr) + more
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		b.Fatal(err)
@@ -101,6 +108,11 @@ func startDistribution(b testing.TB, bin string) string {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = os.RemoveAll(dir)
+	})
 	url := "http://" + addr
 	for i := 0; i < 300; i++ {
 		if resp, err := http.Get(url + "/v2/"); err == nil {

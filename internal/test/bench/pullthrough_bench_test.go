@@ -5,18 +5,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
-	"keppel/internal/loadgen"
 	"keppel/internal/test"
 )
 
@@ -52,40 +48,9 @@ func newPullThroughSetup(b *testing.B) *pullThroughSetup {
 	s.prefix["keppel"] = "mirror/"
 
 	if bin := os.Getenv("KEPPEL_BENCH_DISTRIBUTION"); bin != "" {
-		s.caches = append(s.caches, &target{name: "distribution", url: startDistributionProxy(b, bin, "http://"+up), client: newClient()})
+		s.caches = append(s.caches, &target{name: "distribution", url: startDistributionWith(b, bin, "proxy:\n  remoteurl: http://"+up+"\n"), client: newClient()})
 	}
 	return s
-}
-
-// startDistributionProxy starts Distribution as a pull-through cache of
-// the upstream.
-func startDistributionProxy(b *testing.B, bin, upstream string) string {
-	dir := b.TempDir()
-	addr := test.FreeAddress(b)
-	config := loadgen.DistributionConfig(filepath.Join(dir, "data"), addr) + "proxy:\n  remoteurl: " + upstream + "\n"
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	url := "http://" + addr
-	for range 300 {
-		if resp, err := http.Get(url + "/v2/"); err == nil {
-			resp.Body.Close()
-			return url
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatal("the Distribution proxy did not start")
-	return ""
 }
 
 // pushUpstream pushes an image with one new layer of size bytes to the

@@ -32,18 +32,7 @@ func TestFederationAccountNameClaims(t *testing.T) {
 	}
 	do := func(p *test.Process, method, path, body string, hdr map[string]string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, p.URL+path, strings.NewReader(body))
-		req.SetBasicAuth("admin", test.AdminPassword)
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(out)
+		return adminDo(t, p, method, path, body, hdr)
 	}
 	primary := `{"account":{"auth_tenant_id":"tenant"}}`
 	replica := `{"account":{"auth_tenant_id":"tenant","replication":{"strategy":"on_first_use","upstream":"` + a.Addr + `"}}}`
