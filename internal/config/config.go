@@ -36,6 +36,8 @@ type Config struct {
 	Federation Federation `yaml:"federation"`
 	// Replication configures replica accounts.
 	Replication Replication `yaml:"replication"`
+	// Scan configures vulnerability scanning.
+	Scan Scan `yaml:"scan"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is "text" or "json".
@@ -128,6 +130,20 @@ type Replication struct {
 	// SpoolDir holds temporary copies of blobs while they are fetched from
 	// an upstream (the system's temporary directory if empty).
 	SpoolDir string `yaml:"spool_dir"`
+}
+
+// Scan configures vulnerability scanning (docs/scanning.md).
+type Scan struct {
+	// Scanner is "" (no scanning, the default) or "builtin".
+	Scanner string `yaml:"scanner"`
+	// OSVDir is the directory of OSV advisories of the builtin scanner
+	// (<dir>/<Ecosystem>/all.zip, as osv.dev publishes them).
+	OSVDir string `yaml:"osv_dir"`
+	// Interval is how often each manifest is scanned again (24h if zero).
+	Interval time.Duration `yaml:"interval"`
+	// Concurrency is how many manifests a janitor scans at once (2 if
+	// zero).
+	Concurrency int64 `yaml:"concurrency"`
 }
 
 // Swift configures the storage driver for OpenStack Swift.
@@ -426,6 +442,10 @@ var envBindings = []envBinding{
 	{"KEPPEL_AUTH_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.IssuerKeyFile })},
 	{"KEPPEL_AUTH_PREVIOUS_ISSUER_KEY_FILE", str(func(c *Config) *string { return &c.Auth.PreviousIssuerKeyFile })},
 	{"KEPPEL_JANITOR_REPLICA_SYNC_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.ReplicaSyncInterval })},
+	{"KEPPEL_SCAN_SCANNER", str(func(c *Config) *string { return &c.Scan.Scanner })},
+	{"KEPPEL_SCAN_OSV_DIR", str(func(c *Config) *string { return &c.Scan.OSVDir })},
+	{"KEPPEL_SCAN_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Scan.Interval })},
+	{"KEPPEL_SCAN_CONCURRENCY", integer(func(c *Config) *int64 { return &c.Scan.Concurrency })},
 	{"KEPPEL_REPLICATION_TAG_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Replication.TagLifetime })},
 	{"KEPPEL_REPLICATION_SPOOL_DIR", str(func(c *Config) *string { return &c.Replication.SpoolDir })},
 	{"KEPPEL_AUTH_TOKEN_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
@@ -582,6 +602,18 @@ func (c *Config) complete() error {
 	}
 	if c.Auth.IssuerKeyFile == "" {
 		c.Auth.IssuerKeyFile = filepath.Join(c.DataDir, "token-key.pem")
+	}
+	switch c.Scan.Scanner {
+	case "":
+	case "builtin":
+		if c.Scan.OSVDir == "" {
+			return errors.New("scan.osv_dir (KEPPEL_SCAN_OSV_DIR) is required for the builtin scanner")
+		}
+	default:
+		return fmt.Errorf("scan.scanner (KEPPEL_SCAN_SCANNER) %q is not one of: builtin (or empty for no scanning)", c.Scan.Scanner)
+	}
+	if c.Scan.Interval < 0 || c.Scan.Concurrency < 0 || c.Scan.Concurrency > 64 {
+		return errors.New("scan.interval (KEPPEL_SCAN_INTERVAL) must not be negative and scan.concurrency (KEPPEL_SCAN_CONCURRENCY) must be between 0 and 64")
 	}
 	if c.Replication.TagLifetime < 0 {
 		return errors.New("replication.tag_lifetime (KEPPEL_REPLICATION_TAG_LIFETIME) must not be negative")

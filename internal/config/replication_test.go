@@ -44,3 +44,31 @@ func TestReplicationAndHostRouting(t *testing.T) {
 		}
 	}
 }
+
+// TestScanSettings covers scan.*.
+func TestScanSettings(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load("", env(map[string]string{
+		"KEPPEL_SCAN_SCANNER": "builtin", "KEPPEL_SCAN_OSV_DIR": "/srv/osv",
+		"KEPPEL_SCAN_INTERVAL": "6h", "KEPPEL_SCAN_CONCURRENCY": "4",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Scan.Scanner != "builtin" || cfg.Scan.OSVDir != "/srv/osv" || cfg.Scan.Interval != 6*time.Hour || cfg.Scan.Concurrency != 4 {
+		t.Fatalf("loaded %+v", cfg.Scan)
+	}
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"unknown scanner", map[string]string{"KEPPEL_SCAN_SCANNER": "clair"}, "scan.scanner"},
+		{"builtin without advisories", map[string]string{"KEPPEL_SCAN_SCANNER": "builtin"}, "scan.osv_dir"},
+		{"too many at once", map[string]string{"KEPPEL_SCAN_CONCURRENCY": "1000"}, "scan.concurrency"},
+	} {
+		if _, err := config.Load("", env(c.env)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.want)
+		}
+	}
+}

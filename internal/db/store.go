@@ -43,6 +43,7 @@ type Store interface {
 	TenancyStore
 	GCStore
 	PeerStore
+	ScanStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

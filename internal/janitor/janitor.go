@@ -34,6 +34,7 @@ type Janitor struct {
 	tasks               *prometheus.CounterVec
 	validations         *prometheus.CounterVec
 	manifestValidations *prometheus.CounterVec
+	scans               *prometheus.CounterVec
 }
 
 // Config holds the settings of the jobs.
@@ -66,6 +67,8 @@ type Config struct {
 	// registry.DefaultGCPolicyInterval and DefaultGCRecentPushProtection
 	// for zero durations).
 	GCPolicies registry.GCPolicySettings
+	// Scan configures vulnerability scanning (no job without a scanner).
+	Scan registry.ScanSettings
 	// ReplicaSyncInterval is how often each repository of a replica
 	// account is compared with its upstream
 	// (registry.DefaultReplicaSyncInterval if zero).
@@ -275,6 +278,21 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 			},
 		})
 	}
+	if cfg.Scan.Scanner != nil {
+		j.jobs = append(j.jobs, Job{
+			Name:     "vulnerability-scan",
+			Interval: min(cfg.PollInterval, 10*time.Second),
+			Run: func(ctx context.Context) (bool, error) {
+				res, err := svc.ScanNextManifests(ctx, cfg.Scan)
+				for status, n := range res.Statuses {
+					if j.scans != nil {
+						j.scans.WithLabelValues(string(status)).Add(float64(n))
+					}
+				}
+				return res.Scanned > 0 && err == nil, err
+			},
+		})
+	}
 	j.jobs = append(j.jobs, cfg.Jobs...)
 	if cfg.Registerer != nil {
 		j.tasks = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -289,7 +307,11 @@ func New(svc *registry.Service, cfg Config, log *slog.Logger) *Janitor {
 			Name: "keppel_manifest_validations_total",
 			Help: "Re-validations of stored manifests by result: ok, invalid (the content does not check out) or copy_repaired (the storage copy was written again).",
 		}, []string{"result"})
-		cfg.Registerer.MustRegister(j.tasks, j.validations, j.manifestValidations)
+		j.scans = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keppel_vulnerability_scans_total",
+			Help: "Vulnerability scans of manifests by resulting status.",
+		}, []string{"status"})
+		cfg.Registerer.MustRegister(j.tasks, j.validations, j.manifestValidations, j.scans)
 	}
 	return j
 }

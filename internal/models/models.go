@@ -116,6 +116,9 @@ type Manifest struct {
 	// ValidationError says why the stored content did not check out on the
 	// last re-validation ("" if it did). Such a manifest is not served.
 	ValidationError string
+	// VulnerabilityStatus is the result of the last vulnerability scan
+	// ("Pending" before the first; see package scan).
+	VulnerabilityStatus string
 }
 
 // ManifestWithContent is a manifest together with its raw bytes.

@@ -181,13 +181,17 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 			log.Warn("another registry of the federation holds the name of this account", "account", name)
 		}
 	}
+	scanner, err := openScanner(cfg.Scan, log)
+	if err != nil {
+		return nil, err
+	}
 	limits, closeLimiter, err := rateLimits(cfg.RateLimits)
 	if err != nil {
 		return nil, err
 	}
 	v2 := ociapi.New(ociapi.Deps{Service: svc, Tokens: tokens, Authz: authz, ClientIP: clientIPs.ClientIP,
 		Metrics: metrics, Recorder: recorder, Log: log, PublicURL: cfg.API.PublicURL, Limits: limits,
-		BlobRedirectTTL: blobRedirectTTL(cfg), AnycastURL: cfg.API.AnycastURL})
+		BlobRedirectTTL: blobRedirectTTL(cfg), AnycastURL: cfg.API.AnycastURL, Scanning: scanner != nil})
 	credentials, err := credentialDriver(ctx, cfg, store, peers)
 	if err != nil {
 		return nil, err
@@ -196,6 +200,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		Accounts: svc, Repos: svc, Quotas: svc, Audit: store, Recorder: recorder,
 		Tokens: tokens, Driver: credentials, DriverName: cfg.Auth.Driver, Authz: authz,
 		ClientIP: clientIPs.ClientIP, Log: log, Peering: peeringAPI(peers), Replication: svc,
+		Scans: scanAPI(scanner, svc),
 	})
 
 	ops := http.NewServeMux()
@@ -238,6 +243,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		GCSweepInterval:              cfg.Janitor.GCSweepInterval,
 		StorageSweepInterval:         cfg.Janitor.StorageSweepInterval,
 		ReplicaSyncInterval:          cfg.Janitor.ReplicaSyncInterval,
+		Scan:                         scanSettings(cfg.Scan, scanner),
 		BlobRehashInterval:           cfg.Janitor.BlobRehashInterval,
 		ManifestRevalidationInterval: cfg.Janitor.ManifestRevalidationInterval,
 		PollInterval:                 cfg.Janitor.PollInterval,

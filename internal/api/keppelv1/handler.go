@@ -34,6 +34,8 @@ type Handler struct {
 	peering  PeeringService
 	// replication records pulls reported by peers (nil: refused).
 	replication ReplicationService
+	// scans serves vulnerability reports (nil: scanning is off).
+	scans ScanService
 }
 
 // Deps are what the management API is built from.
@@ -57,13 +59,15 @@ type Deps struct {
 	// Replication records the pulls that peers' replicas report (nil:
 	// refused).
 	Replication ReplicationService
+	// Scans serves vulnerability reports (nil: scanning is off).
+	Scans ScanService
 }
 
 // New builds the management API handler.
 func New(d Deps) *Handler {
 	h := &Handler{mux: http.NewServeMux(), svc: d.Accounts, repos: d.Repos, quotas: d.Quotas, auditLog: d.Audit,
 		recorder: d.Recorder, tokens: d.Tokens, driver: d.Driver, authz: d.Authz, clientIP: d.ClientIP, log: d.Log,
-		peering: d.Peering, replication: d.Replication}
+		peering: d.Peering, replication: d.Replication, scans: d.Scans}
 	h.mux.HandleFunc("GET /keppel/v1", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"auth_driver": d.DriverName})
 	})
@@ -119,7 +123,19 @@ func (h *Handler) repositoryRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	if i := strings.LastIndex(rest, "/_manifests/"); i > 0 {
 		r.SetPathValue("repo", rest[:i])
-		r.SetPathValue("digest", rest[i+len("/_manifests/"):])
+		digest := rest[i+len("/_manifests/"):]
+		for _, suffix := range []string{"/vulnerability_report", "/trivy_report"} {
+			if d, ok := strings.CutSuffix(digest, suffix); ok {
+				r.SetPathValue("digest", d)
+				if r.Method != http.MethodGet {
+					methodNotAllowed("GET")
+					return
+				}
+				h.getVulnerabilityReport(w, r)
+				return
+			}
+		}
+		r.SetPathValue("digest", digest)
 		if r.Method != http.MethodDelete {
 			methodNotAllowed("DELETE")
 			return

@@ -33,6 +33,7 @@ var openAPIRepositoryRoutes = []string{
 	"DELETE /keppel/v1/accounts/{account}/repositories/{repository}",
 	"GET /keppel/v1/accounts/{account}/repositories/{repository}/_manifests",
 	"DELETE /keppel/v1/accounts/{account}/repositories/{repository}/_manifests/{digest}",
+	"GET /keppel/v1/accounts/{account}/repositories/{repository}/_manifests/{digest}/vulnerability_report",
 	"DELETE /keppel/v1/accounts/{account}/repositories/{repository}/_tags/{tag}",
 }
 

@@ -197,8 +197,7 @@ func (h *Handler) listManifests(w http.ResponseWriter, r *http.Request) {
 			Digest: m.Digest, MediaType: m.MediaType, SizeBytes: m.SizeBytes,
 			PushedAt: m.PushedAt.Unix(), LastPulledAt: unixOrNil(m.LastPulledAt),
 			ArtifactType: m.ArtifactType, SubjectDigest: m.SubjectDigest,
-			// Vulnerability scanning is not enabled on this registry yet.
-			VulnerabilityStatus: "Unsupported",
+			VulnerabilityStatus: h.vulnerabilityStatus(m.VulnerabilityStatus),
 		}
 		if m.LabelsJSON != "" {
 			mj.Labels = rawOrNil(m.LabelsJSON)

@@ -30,6 +30,7 @@ type Handler struct {
 	// anycastURL and anycastHost: requests under the anycast host name are
 	// told to fetch their tokens there ("" without anycast).
 	anycastURL, anycastHost string
+	scanning                bool
 	limits                  RateLimits
 	// redirectTTL > 0 sends blob GETs to a presigned storage URL.
 	redirectTTL time.Duration
@@ -52,6 +53,8 @@ type Deps struct {
 	// AnycastURL is the federation's anycast URL ("" if none): the token
 	// realm of requests under its host name.
 	AnycastURL string
+	// Scanning is on: manifest GETs carry X-Keppel-Vulnerability-Status.
+	Scanning bool
 	// Limits are the per-account rate limits (none if zero).
 	Limits RateLimits
 	// BlobRedirectTTL, if positive, answers blob GETs with a redirect to a
@@ -64,7 +67,7 @@ type Deps struct {
 func New(d Deps) *Handler {
 	h := &Handler{svc: d.Service, tokens: d.Tokens, authz: d.Authz, clientIP: d.ClientIP, metrics: d.Metrics,
 		recorder: d.Recorder, log: d.Log, publicURL: d.PublicURL, limits: d.Limits,
-		redirectTTL: d.BlobRedirectTTL, anycastURL: d.AnycastURL}
+		redirectTTL: d.BlobRedirectTTL, anycastURL: d.AnycastURL, scanning: d.Scanning}
 	if u, err := url.Parse(d.AnycastURL); err == nil && d.AnycastURL != "" {
 		h.anycastHost = strings.ToLower(u.Host)
 	}

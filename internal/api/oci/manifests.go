@@ -58,6 +58,9 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	hdr.Set("Docker-Content-Digest", m.Digest)
 	hdr.Set("ETag", `"`+m.Digest+`"`)
 	hdr.Set("Content-Length", strconv.Itoa(len(m.Content)))
+	if h.scanning && m.VulnerabilityStatus != "" {
+		hdr.Set("X-Keppel-Vulnerability-Status", m.VulnerabilityStatus)
+	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == `"`+m.Digest+`"` {
 		w.WriteHeader(http.StatusNotModified)
 		return

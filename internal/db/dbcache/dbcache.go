@@ -330,6 +330,13 @@ func (c *Store) SetBlobStorage(ctx context.Context, blobID int64, storageID stri
 	return set, err
 }
 
+// RecordVulnerabilityScan implements db.Store and invalidates the
+// manifest's repository (its status is part of the cached manifest).
+func (c *Store) RecordVulnerabilityScan(ctx context.Context, key db.ManifestKey, r db.ScanRecord) error {
+	defer c.InvalidateRepository(key.RepositoryID)
+	return c.Store.RecordVulnerabilityScan(ctx, key, r)
+}
+
 // UnmountBlob implements db.Store and invalidates the repository.
 func (c *Store) UnmountBlob(ctx context.Context, blobID, repoID int64) error {
 	defer c.InvalidateRepository(repoID)

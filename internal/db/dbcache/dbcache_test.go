@@ -305,14 +305,14 @@ var (
 		"GetTaggedManifest", "GetBlobInRepository", "ListTags"}
 	invalidatingWrites = []string{"CreateAccount", "UpdateAccount", "DeleteAccount", "DeleteRepository",
 		"CreateBlobAndMount", "MountBlob", "UnmountBlob", "PutManifest", "DeleteManifest", "DeleteTag",
-		"RecordPulls", "SweepBlobMounts", "RecordBlobValidation", "SetBlobStorage", "SetGCStatuses",
+		"RecordPulls", "SweepBlobMounts", "RecordBlobValidation", "SetBlobStorage", "SetGCStatuses", "RecordVulnerabilityScan",
 		"RecordManifestValidation"}
 	untouched = []string{"Ping", "Close", "ListAccounts", "ListRepositories", "GetBlobInAccount",
 		"CreateUpload", "GetUpload", "UpdateUpload", "DeleteUpload", "ListStaleUploads", "DeleteStaleUpload",
 		"ListReferrers", "ListManifestsNotInStorage", "MarkManifestsInStorage", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
 		"ListRepositoryStats", "ListManifestInfos", "GetTag", "ListTagsOfManifest", "ListUsers", "DeleteUser",
 		"SetRole", "ListRoles", "ListTenantMembers", "CreateAPIKey", "GetAPIKey", "ListAPIKeys", "RevokeAPIKey",
-		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "ClaimStorageSweep", "ClaimReplicaSync", "ReconcileUnknownObjects", "ClaimBlobValidation", "ClaimGCPolicyRun", "ListGCCandidates", "ClaimManifestValidation", "RecordAuditEvents", "ListAuditEvents",
+		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "ClaimStorageSweep", "ClaimReplicaSync", "ClaimVulnerabilityScan", "GetVulnerabilityReport", "ListChildVulnerabilityStatuses", "ReconcileUnknownObjects", "ClaimBlobValidation", "ClaimGCPolicyRun", "ListGCCandidates", "ClaimManifestValidation", "RecordAuditEvents", "ListAuditEvents",
 		"GetPeer", "IssuePeerPassword", "MarkPeerPasswordDelivered", "StoreReceivedPeerPassword"}
 )
 

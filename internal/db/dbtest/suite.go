@@ -37,6 +37,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"UnmountBlob", testUnmountBlob},
 		{"ReplicatedBlobs", testReplicatedBlobs},
 		{"ReplicaSyncClaims", testReplicaSyncClaims},
+		{"VulnerabilityScans", testVulnerabilityScans},
 		{"Uploads", testUploads},
 		{"UpdateUpload", testUpdateUpload},
 		{"PutManifest", testPutManifest},
@@ -186,6 +187,8 @@ func (f *fixture) newManifest(repo models.Repository, content string) models.Man
 			MediaType:    "application/vnd.oci.image.manifest.v1+json",
 			SizeBytes:    int64(len(content)),
 			PushedAt:     f.tick(),
+			// what the database starts every manifest with
+			VulnerabilityStatus: "Pending",
 		},
 		Content: []byte(content),
 	}

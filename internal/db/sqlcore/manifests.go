@@ -12,7 +12,7 @@ import (
 )
 
 const manifestColumns = `m.repo_id, m.digest, m.media_type, m.size_bytes, m.pushed_at, m.last_pulled_at,
-	m.subject_digest, m.artifact_type, m.annotations_json, m.labels_json, m.gc_status_json, m.validation_error`
+	m.subject_digest, m.artifact_type, m.annotations_json, m.labels_json, m.gc_status_json, m.validation_error, m.vuln_status`
 
 // refsPerStatement bounds the rows of one multi-row INSERT of references, to
 // stay well below the databases' limits on bound parameters.
@@ -20,7 +20,7 @@ const refsPerStatement = 500
 
 func manifestFields(m *models.Manifest, pushedAt *int64, lastPulledAt *sql.NullInt64) []any {
 	return []any{&m.RepositoryID, &m.Digest, &m.MediaType, &m.SizeBytes, pushedAt, lastPulledAt,
-		&m.SubjectDigest, &m.ArtifactType, &m.AnnotationsJSON, &m.LabelsJSON, &m.GCStatusJSON, &m.ValidationError}
+		&m.SubjectDigest, &m.ArtifactType, &m.AnnotationsJSON, &m.LabelsJSON, &m.GCStatusJSON, &m.ValidationError, &m.VulnerabilityStatus}
 }
 
 func scanManifest(row interface{ Scan(...any) error }) (models.Manifest, error) {
