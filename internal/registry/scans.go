@@ -26,6 +26,10 @@ const (
 	// wait (an index whose children are pending, or an image of a replica
 	// whose layers were not pulled yet).
 	scanRecheck = time.Minute
+	// indexRecheck is when an index whose children are pending is looked
+	// at again. A child's result makes its indexes due at once, but one
+	// scanned at the same time as the index may record before it.
+	indexRecheck = 5 * time.Second
 )
 
 // ScanSettings configure vulnerability scanning.
@@ -129,7 +133,7 @@ func (s *Service) scanManifest(ctx context.Context, st ScanSettings, c db.ScanCa
 		}
 		merged := scan.Merge(statuses...)
 		if merged == scan.Pending {
-			return record(scan.Pending, nil, scanRecheck)
+			return record(scan.Pending, nil, indexRecheck)
 		}
 		// An index follows its children, which are scanned as often.
 		return record(merged, nil, min(st.Interval, scanRecheck*10))

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,6 +37,13 @@ var osvFixtures = map[string][]string{
 		`{"id":"ALPINE-TEST-0001","summary":"busybox flaw","affected":[{"package":{"ecosystem":"Alpine:v3.22","name":"busybox"},
 		    "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.37.0-r19"}]}]}],
 		  "database_specific":{"severity":"HIGH"}}`,
+	},
+	"Go": {
+		// an advisory of the Go standard library that every Go release up
+		// to 1.99 has (made up for the test, in the shape of the real ones)
+		`{"id":"GO-TEST-0001","summary":"a flaw in net/http","affected":[{"package":{"ecosystem":"Go","name":"stdlib"},
+		    "ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.99.0"}]}]}],
+		  "database_specific":{"severity":"MODERATE"}}`,
 	},
 	"Debian": {
 		// openssl 1.1.1c in Debian 10 (CVE-2019-1547), fixed in 1.1.1d-0+deb10u1
@@ -126,6 +134,74 @@ func debianImage(t *testing.T, release, openssl string) v1.Image {
 	}))
 }
 
+// goBinaryImage is an image with a small Go program, built here with the
+// Go toolchain that runs the test.
+func goBinaryImage(t *testing.T) v1.Image {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":  "module example.com/scanme\n\ngo 1.24\n",
+		"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", "app", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=linux", "CGO_ENABLED=0", "GOWORK=off", "GOTOOLCHAIN=local", "GOPROXY=off", "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the Go program: %v\n%s", err, out)
+	}
+	binary, err := os.ReadFile(filepath.Join(dir, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Name: "usr/local/bin/app", Mode: 0o755, Size: int64(len(binary)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(binary); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return imageOf(t, static.NewLayer(buf.Bytes(), types.OCILayer))
+}
+
+// bombImage has a layer of a few hundred KiB that inflates to 512 MiB of
+// zeros.
+func bombImage(t *testing.T) v1.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	tw := tar.NewWriter(gz)
+	const size = 512 << 20
+	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	zeros := make([]byte, 1<<20)
+	for range size / len(zeros) {
+		if _, err := tw.Write(zeros); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return imageOf(t, static.NewLayer(buf.Bytes(), types.OCILayer))
+}
+
 // scanResult waits for a manifest's scan and returns its status and report.
 func scanResult(t *testing.T, s *test.Server, repo string, d v1.Hash) (string, map[string]any) {
 	t.Helper()
@@ -179,7 +255,8 @@ func vulnIDs(report map[string]any) []string {
 // directory: each gets exactly the expected vulnerabilities and status, a
 // patched image is clean, an end-of-life release is Rotten, an index gets
 // the worst status of its children, an artifact is Unsupported; the
-// status shows in the management API and on manifest GETs.
+// status shows in the management API and on manifest GETs. A Go binary is
+// matched by its Go version; a decompression bomb is Unsupported.
 func TestBuiltinScanner(t *testing.T) {
 	t.Parallel()
 	s := test.NewServer(t, test.Options{Env: map[string]string{
@@ -200,6 +277,8 @@ func TestBuiltinScanner(t *testing.T) {
 		{"alpine 3.22 patched", "test/alpine322fixed", alpineImage(t, "3.22.1", "1.2.5-r10", "1.37.0-r19"), "Clean", nil},
 		{"debian 12 with a critical openssl flaw", "test/debian12", debianImage(t, "12", "3.0.14-1~deb12u2"), "Critical", []string{"DEBIAN-TEST-0002"}},
 		{"debian 12 patched", "test/debian12fixed", debianImage(t, "12", "3.0.15-1~deb12u1"), "Clean", nil},
+		{"a Go binary", "test/gobinary", goBinaryImage(t), "Medium", []string{"GO-TEST-0001"}},
+		{"a decompression bomb", "test/bomb", bombImage(t), "Unsupported", nil},
 	}
 	digests := map[string]v1.Hash{}
 	for _, c := range cases {
