@@ -23,6 +23,9 @@ type ScanStore interface {
 	// GetVulnerabilityReport returns the report of the manifest's last
 	// scan; ErrNotFound if there is none.
 	GetVulnerabilityReport(ctx context.Context, key ManifestKey) (scanner string, report []byte, err error)
+	// RescheduleVulnerabilityScans makes every manifest of the account due
+	// for a scan at the latest at at (after its policies changed).
+	RescheduleVulnerabilityScans(ctx context.Context, account string, at time.Time) error
 	// ListChildVulnerabilityStatuses returns the statuses of the child
 	// manifests of an index.
 	ListChildVulnerabilityStatuses(ctx context.Context, key ManifestKey) ([]string, error)

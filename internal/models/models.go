@@ -22,6 +22,9 @@ type Account struct {
 	// ReplicationJSON holds the replication settings (strategy and
 	// upstream); passwords in it are encrypted with the server's secrets key.
 	ReplicationJSON string
+	// SecurityScanPoliciesJSON holds the security scan policies ("" for
+	// none), which adjust how found vulnerabilities count.
+	SecurityScanPoliciesJSON string
 	// IsManaged marks accounts declared in the managed-accounts file: users
 	// cannot change them through the API.
 	IsManaged bool

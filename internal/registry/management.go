@@ -48,6 +48,8 @@ func (s *Service) UpdateAccount(ctx context.Context, a models.Account, managed b
 		return fmt.Errorf("%w: account %s belongs to another auth tenant", db.ErrConflict, a.Name)
 	}
 	a.CreatedAt = existing.CreatedAt
+	// Security scan policies have their own endpoint.
+	a.SecurityScanPoliciesJSON = existing.SecurityScanPoliciesJSON
 	if err := s.db.UpdateAccount(ctx, a); err != nil {
 		return fmt.Errorf("updating account: %w", err)
 	}

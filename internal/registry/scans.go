@@ -12,6 +12,7 @@ import (
 	"keppel/internal/db"
 	"keppel/internal/models"
 	"keppel/internal/oci"
+	"keppel/internal/policy"
 	"keppel/internal/scan"
 )
 
@@ -157,7 +158,11 @@ func (s *Service) scanManifest(ctx context.Context, st ScanSettings, c db.ScanCa
 	if !result.Status.Valid() || result.Status == scan.Pending {
 		return "", fmt.Errorf("scanner %s returned status %q", st.Scanner.Name(), result.Status)
 	}
-	return record(result.Status, result.Report, st.Interval)
+	status, err := s.applyScanPolicies(ctx, c, result)
+	if err != nil {
+		return "", err
+	}
+	return record(status, result.Report, st.Interval)
 }
 
 // scanImage describes an image manifest for the scanner, with readers of
@@ -216,4 +221,32 @@ func (s *Service) VulnerabilityReport(ctx context.Context, repo Repo, digest str
 		return "", nil, fmt.Errorf("%w: there is no vulnerability report for manifest %s in repository %s", ErrManifestUnknown, digest, repo.FullName())
 	}
 	return scanner, report, err
+}
+
+// applyScanPolicies returns the status of a scan result after the
+// account's security scan policies: from the severities with which the
+// findings count (Clean if none counts). Rotten and Unsupported stay.
+func (s *Service) applyScanPolicies(ctx context.Context, c db.ScanCandidate, result scan.Result) (scan.Status, error) {
+	if result.Status == scan.Rotten || result.Status == scan.Unsupported || len(result.Findings) == 0 {
+		return result.Status, nil
+	}
+	a, err := s.db.GetAccount(ctx, c.Storage.AccountName)
+	if err != nil {
+		return "", fmt.Errorf("looking up account %s: %w", c.Storage.AccountName, err)
+	}
+	policies, err := policy.ParseScanPolicies(a.SecurityScanPoliciesJSON)
+	if err != nil {
+		return "", fmt.Errorf("security scan policies of account %s: %w", a.Name, err)
+	}
+	findings := make([]policy.ScanFinding, len(result.Findings))
+	for i, f := range result.Findings {
+		findings[i] = policy.ScanFinding{ID: f.ID, Severity: string(f.Severity), FixReleased: f.FixReleased}
+	}
+	status := scan.Clean
+	for _, sev := range policy.ApplyScanPolicies(policies, c.RepoName, findings) {
+		if sev != "" && scan.Worse(scan.Status(sev), status) {
+			status = scan.Status(sev)
+		}
+	}
+	return status, nil
 }

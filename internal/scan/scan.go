@@ -90,9 +90,22 @@ type Image struct {
 
 // Result is what a scan found.
 type Result struct {
+	// Status is the scanner's verdict. With Findings, the registry
+	// recomputes it after the account's security scan policies (unless it
+	// is Rotten or Unsupported).
 	Status Status
 	// Report is the scanner's report (JSON), shown by the API.
 	Report json.RawMessage
+	// Findings are the vulnerabilities found, for the policies.
+	Findings []Finding
+}
+
+// Finding is one vulnerability found in an image.
+type Finding struct {
+	ID string
+	// Severity is Unknown, Low, Medium, High or Critical.
+	Severity    Status
+	FixReleased bool
 }
 
 // Scanner scans images.

@@ -200,7 +200,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 		Accounts: svc, Repos: svc, Quotas: svc, Audit: store, Recorder: recorder,
 		Tokens: tokens, Driver: credentials, DriverName: cfg.Auth.Driver, Authz: authz,
 		ClientIP: clientIPs.ClientIP, Log: log, Peering: peeringAPI(peers), Replication: svc,
-		Scans: scanAPI(scanner, svc),
+		Scans: scanAPI(scanner, svc), ScanPolicies: svc,
 	})
 
 	ops := http.NewServeMux()

@@ -36,6 +36,8 @@ type Handler struct {
 	replication ReplicationService
 	// scans serves vulnerability reports (nil: scanning is off).
 	scans ScanService
+	// scanPolicies keeps the accounts' security scan policies.
+	scanPolicies ScanPolicyService
 }
 
 // Deps are what the management API is built from.
@@ -61,13 +63,15 @@ type Deps struct {
 	Replication ReplicationService
 	// Scans serves vulnerability reports (nil: scanning is off).
 	Scans ScanService
+	// ScanPolicies keeps the accounts' security scan policies.
+	ScanPolicies ScanPolicyService
 }
 
 // New builds the management API handler.
 func New(d Deps) *Handler {
 	h := &Handler{mux: http.NewServeMux(), svc: d.Accounts, repos: d.Repos, quotas: d.Quotas, auditLog: d.Audit,
 		recorder: d.Recorder, tokens: d.Tokens, driver: d.Driver, authz: d.Authz, clientIP: d.ClientIP, log: d.Log,
-		peering: d.Peering, replication: d.Replication, scans: d.Scans}
+		peering: d.Peering, replication: d.Replication, scans: d.Scans, scanPolicies: d.ScanPolicies}
 	h.mux.HandleFunc("GET /keppel/v1", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"auth_driver": d.DriverName})
 	})
@@ -80,6 +84,8 @@ func New(d Deps) *Handler {
 	h.mux.HandleFunc("PUT /keppel/v1/accounts/{account}", h.putAccount)
 	h.mux.HandleFunc("DELETE /keppel/v1/accounts/{account}", h.deleteAccount)
 	h.mux.HandleFunc("POST /keppel/v1/accounts/{account}/sublease", h.postSublease)
+	h.mux.HandleFunc("GET /keppel/v1/accounts/{account}/security_scan_policies", h.getScanPolicies)
+	h.mux.HandleFunc("PUT /keppel/v1/accounts/{account}/security_scan_policies", h.putScanPolicies)
 	h.mux.HandleFunc("GET /keppel/v1/accounts/{account}/repositories", h.listRepositories)
 	// Repository names contain slashes, so everything below a repository
 	// is routed by repositoryRoute.

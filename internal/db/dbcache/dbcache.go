@@ -217,7 +217,7 @@ func repoScopedKey(kind string, repoID int64, ref string) string {
 
 func accountSize(a models.Account) int {
 	return len(a.Name) + len(a.AuthTenantID) + len(a.RBACPoliciesJSON) + len(a.GCPoliciesJSON) +
-		len(a.TagPoliciesJSON) + len(a.ValidationRule) + len(a.PlatformFilterJSON) +
+		len(a.TagPoliciesJSON) + len(a.ValidationRule) + len(a.PlatformFilterJSON) + len(a.SecurityScanPoliciesJSON) +
 		len(a.ReplicationJSON)
 }
 

@@ -312,7 +312,7 @@ var (
 		"ListReferrers", "ListManifestsNotInStorage", "MarkManifestsInStorage", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
 		"ListRepositoryStats", "ListManifestInfos", "GetTag", "ListTagsOfManifest", "ListUsers", "DeleteUser",
 		"SetRole", "ListRoles", "ListTenantMembers", "CreateAPIKey", "GetAPIKey", "ListAPIKeys", "RevokeAPIKey",
-		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "ClaimStorageSweep", "ClaimReplicaSync", "ClaimVulnerabilityScan", "GetVulnerabilityReport", "ListChildVulnerabilityStatuses", "ReconcileUnknownObjects", "ClaimBlobValidation", "ClaimGCPolicyRun", "ListGCCandidates", "ClaimManifestValidation", "RecordAuditEvents", "ListAuditEvents",
+		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "ClaimStorageSweep", "ClaimReplicaSync", "ClaimVulnerabilityScan", "GetVulnerabilityReport", "RescheduleVulnerabilityScans", "ListChildVulnerabilityStatuses", "ReconcileUnknownObjects", "ClaimBlobValidation", "ClaimGCPolicyRun", "ListGCCandidates", "ClaimManifestValidation", "RecordAuditEvents", "ListAuditEvents",
 		"GetPeer", "IssuePeerPassword", "MarkPeerPasswordDelivered", "StoreReceivedPeerPassword"}
 )
 

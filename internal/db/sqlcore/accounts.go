@@ -14,7 +14,8 @@ import (
 )
 
 const accountColumns = `name, auth_tenant_id, is_deleting, rbac_policies_json, gc_policies_json,
-	tag_policies_json, validation_rule, platform_filter_json, is_managed, is_protected, created_at, replication_json`
+	tag_policies_json, validation_rule, platform_filter_json, is_managed, is_protected, created_at, replication_json,
+	security_scan_policies_json`
 
 func scanAccount(row interface{ Scan(...any) error }) (models.Account, error) {
 	var (
@@ -23,7 +24,7 @@ func scanAccount(row interface{ Scan(...any) error }) (models.Account, error) {
 	)
 	err := row.Scan(&a.Name, &a.AuthTenantID, &a.IsDeleting, &a.RBACPoliciesJSON, &a.GCPoliciesJSON,
 		&a.TagPoliciesJSON, &a.ValidationRule, &a.PlatformFilterJSON, &a.IsManaged, &a.IsProtected, &createdAt,
-		&a.ReplicationJSON)
+		&a.ReplicationJSON, &a.SecurityScanPoliciesJSON)
 	a.CreatedAt = fromUnix(createdAt)
 	return a, err
 }
@@ -36,10 +37,10 @@ func (s *Store) CreateAccount(ctx context.Context, a models.Account) error {
 	}
 	err := s.write(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, `INSERT INTO accounts (`+accountColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			a.Name, a.AuthTenantID, a.IsDeleting, a.RBACPoliciesJSON, a.GCPoliciesJSON,
 			a.TagPoliciesJSON, a.ValidationRule, a.PlatformFilterJSON, a.IsManaged, a.IsProtected,
-			toUnix(createdAt), a.ReplicationJSON)
+			toUnix(createdAt), a.ReplicationJSON, a.SecurityScanPoliciesJSON)
 		return err
 	})
 	if err != nil {
@@ -103,10 +104,10 @@ func (s *Store) UpdateAccount(ctx context.Context, a models.Account) error {
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET is_deleting = $2, rbac_policies_json = $3,
 			gc_policies_json = $4, tag_policies_json = $5, validation_rule = $6, platform_filter_json = $7,
-			is_managed = $8, is_protected = $9, replication_json = $10
+			is_managed = $8, is_protected = $9, replication_json = $10, security_scan_policies_json = $11
 			WHERE name = $1`,
 			a.Name, a.IsDeleting, a.RBACPoliciesJSON, a.GCPoliciesJSON, a.TagPoliciesJSON, a.ValidationRule,
-			a.PlatformFilterJSON, a.IsManaged, a.IsProtected, a.ReplicationJSON)
+			a.PlatformFilterJSON, a.IsManaged, a.IsProtected, a.ReplicationJSON, a.SecurityScanPoliciesJSON)
 		return err
 	})
 	if err != nil {

@@ -115,3 +115,16 @@ func (s *Store) ListChildVulnerabilityStatuses(ctx context.Context, key db.Manif
 	}
 	return out, nil
 }
+
+// RescheduleVulnerabilityScans implements db.ScanStore.
+func (s *Store) RescheduleVulnerabilityScans(ctx context.Context, account string, at time.Time) error {
+	err := s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE manifests SET next_vuln_check_at = $2
+			WHERE repo_id IN (SELECT id FROM repos WHERE account_name = $1) AND next_vuln_check_at > $2`, account, toUnix(at))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reschedule vulnerability scans of account %q: %w", account, err)
+	}
+	return nil
+}

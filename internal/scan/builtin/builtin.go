@@ -108,15 +108,18 @@ func (s *Scanner) Scan(ctx context.Context, img scan.Image) (scan.Result, error)
 		return scan.Result{}, fmt.Errorf("listing the packages of %s@%s: %w", img.Repository, img.Digest, err)
 	}
 	report := Report{OS: inv.OS, Packages: len(inv.Packages), Vulnerabilities: []Vulnerability{}}
+	var result scan.Result
 	findings := s.db.DB().Match(queries(inv))
 	status := scan.Clean
 	for _, f := range findings {
 		report.Vulnerabilities = append(report.Vulnerabilities, Vulnerability{ID: f.ID, Aliases: f.Aliases, Summary: f.Summary,
 			Severity: f.Severity.String(), Score: f.Score, Package: f.Query.Name, Version: f.Query.Version,
 			FixedVersion: f.FixedVersion, Ecosystem: f.Query.Ecosystem})
-		if st := severityStatus(f.Severity); scan.Worse(st, status) {
+		st := severityStatus(f.Severity)
+		if scan.Worse(st, status) {
 			status = st
 		}
+		result.Findings = append(result.Findings, scan.Finding{ID: f.ID, Severity: st, FixReleased: f.FixedVersion != ""})
 	}
 	if endOfLife(inv.OS, s.now()) {
 		report.EndOfLife = true
@@ -126,7 +129,8 @@ func (s *Scanner) Scan(ctx context.Context, img scan.Image) (scan.Result, error)
 	if err != nil {
 		return scan.Result{}, fmt.Errorf("encoding the report: %w", err)
 	}
-	return scan.Result{Status: status, Report: buf}, nil
+	result.Status, result.Report = status, buf
+	return result, nil
 }
 
 // reload picks up changed advisory files; a broken new file keeps the

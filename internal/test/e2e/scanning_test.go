@@ -240,6 +240,33 @@ func scanResult(t *testing.T, s *test.Server, repo string, d v1.Hash) (string, m
 	return status, report
 }
 
+// waitStatus waits up to 30 s for a manifest's status to become want.
+func waitStatus(t *testing.T, s *test.Server, repo string, d v1.Hash, want string) {
+	t.Helper()
+	account, name, _ := strings.Cut(repo, "/")
+	got := ""
+	for range 300 {
+		r := s.Do(t, "GET", "/keppel/v1/accounts/"+account+"/repositories/"+name+"/_manifests", s.Token(t), nil, nil)
+		var list struct {
+			Manifests []struct {
+				Digest string `json:"digest"`
+				Status string `json:"vulnerability_status"`
+			} `json:"manifests"`
+		}
+		_ = json.Unmarshal(r.Body, &list)
+		for _, m := range list.Manifests {
+			if m.Digest == d.String() {
+				got = m.Status
+			}
+		}
+		if got == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("%s: status %s, want %s", repo, got, want)
+}
+
 // vulnIDs lists the IDs of the vulnerabilities in a builtin report.
 func vulnIDs(report map[string]any) []string {
 	var ids []string
@@ -319,6 +346,47 @@ func TestBuiltinScanner(t *testing.T) {
 		r := s.Do(t, "GET", "/keppel/v1/accounts/test/repositories/multi/_manifests", s.Token(t), nil, nil)
 		t.Errorf("index: %s, want Critical (manifests: %s)", status, r.Body)
 	}
+
+	// security scan policies: one ignores the critical openssl flaw, one
+	// re-rates the busybox flaw; statuses follow after the rescan
+	policies := `{"policies":[
+		{"match_repository":"debian12","match_vulnerability_id":"DEBIAN-TEST-.*","action":{"assessment":"not reachable in this image","ignore":true}},
+		{"match_repository":"alpine.*","match_vulnerability_id":"ALPINE-TEST-0001","managed_by_user":"$REQUESTER","action":{"assessment":"busybox is not used","severity":"Low"}}]}`
+	if r := s.Do(t, "PUT", "/keppel/v1/accounts/test/security_scan_policies", s.Token(t), nil, strings.NewReader(policies)); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"managed_by_user":"admin"`) {
+		t.Fatalf("PUT security_scan_policies: %d %s", r.Status, r.Body)
+	}
+	for repo, want := range map[string]string{"test/debian12": "Clean", "test/alpine322": "Low", "test/alpine310": "Rotten"} {
+		waitStatus(t, s, repo, digests[repo], want)
+	}
+	if r := s.Do(t, "PUT", "/keppel/v1/accounts/test/security_scan_policies", s.Token(t), nil, strings.NewReader(`{"policies":[{"match_repository":".*"}]}`)); r.Status != http.StatusBadRequest {
+		t.Errorf("invalid policy: %d %s", r.Status, r.Body)
+	}
+	if r := s.Do(t, "GET", "/keppel/v1/accounts/test/security_scan_policies", s.Token(t), nil, nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), "busybox is not used") {
+		t.Errorf("GET security_scan_policies: %d %s", r.Status, r.Body)
+	}
+	// another admin of the tenant cannot change the policy that admin
+	// manages, but may add their own
+	if r := s.Do(t, "PUT", "/keppel/v1/users/bob", s.Token(t), nil, strings.NewReader(`{"user":{"password":"bob-password-1"}}`)); r.Status != http.StatusCreated {
+		t.Fatalf("creating bob: %d %s", r.Status, r.Body)
+	}
+	if r := s.Do(t, "PUT", "/keppel/v1/users/bob/roles/tenant1", s.Token(t), nil, strings.NewReader(`{"role":"admin"}`)); r.Status != http.StatusOK {
+		t.Fatalf("making bob an admin: %d %s", r.Status, r.Body)
+	}
+	bob := s.TokenAs(t, "bob", "bob-password-1")
+	r = s.Do(t, "PUT", "/keppel/v1/accounts/test/security_scan_policies", bob, nil, strings.NewReader(`{"policies":[]}`))
+	if r.Status != http.StatusForbidden {
+		t.Errorf("bob removing admin's policy: %d %s, want 403", r.Status, r.Body)
+	}
+	var current struct {
+		Policies []json.RawMessage `json:"policies"`
+	}
+	_ = json.Unmarshal(s.Do(t, "GET", "/keppel/v1/accounts/test/security_scan_policies", bob, nil, nil).Body, &current)
+	mine := `{"match_repository":"gobinary","match_vulnerability_id":"GO-.*","managed_by_user":"$REQUESTER","action":{"assessment":"bob's","severity":"High"}}`
+	body := `{"policies":[` + string(current.Policies[0]) + "," + string(current.Policies[1]) + "," + mine + `]}`
+	if r := s.Do(t, "PUT", "/keppel/v1/accounts/test/security_scan_policies", bob, nil, strings.NewReader(body)); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"managed_by_user":"bob"`) {
+		t.Errorf("bob adding his own policy: %d %s", r.Status, r.Body)
+	}
+	waitStatus(t, s, "test/gobinary", digests["test/gobinary"], "High")
 
 	// an artifact is not an image
 	artifact := pushArtifactReferring(t, s, "test/debian12", digests["test/debian12"])
