@@ -30,7 +30,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), withAccountManagement(newAccountCommand()), newUserCommand(), newTenantCommand(), newQuotaCommand(), newLoginCommand(), newLogoutCommand(), newBenchCommand(), newValidateCommand(), &cobra.Command{
+	root.AddCommand(newServerCommand(), withAccountManagement(newAccountCommand()), newUserCommand(), newTenantCommand(), newQuotaCommand(), newLoginCommand(), newLogoutCommand(), newBenchCommand(), newValidateCommand(), newVulnerabilitiesCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run: func(cmd *cobra.Command, _ []string) {
