@@ -88,16 +88,27 @@ func writeOSVFixtures(t *testing.T) string {
 // layerOf is a tar+gzip layer with the files.
 func layerOf(t *testing.T, files map[string]string) v1.Layer {
 	t.Helper()
+	return gzipTarLayer(t, func(tw *tar.Writer) error {
+		for name, content := range files {
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+				return err
+			}
+			if _, err := tw.Write([]byte(content)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// gzipTarLayer is a tar+gzip layer with what write puts into the tar.
+func gzipTarLayer(t *testing.T, write func(tw *tar.Writer) error) v1.Layer {
+	t.Helper()
 	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	tw := tar.NewWriter(gz)
-	for name, content := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(content)); err != nil {
-			t.Fatal(err)
-		}
+	if err := write(tw); err != nil {
+		t.Fatal(err)
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -158,48 +169,32 @@ func goBinaryImage(t *testing.T) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	if err := tw.WriteHeader(&tar.Header{Name: "usr/local/bin/app", Mode: 0o755, Size: int64(len(binary)), Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(binary); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return imageOf(t, static.NewLayer(buf.Bytes(), types.OCILayer))
+	return imageOf(t, gzipTarLayer(t, func(tw *tar.Writer) error {
+		if err := tw.WriteHeader(&tar.Header{Name: "usr/local/bin/app", Mode: 0o755, Size: int64(len(binary)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(binary)
+		return err
+	}))
 }
 
 // bombImage has a layer of a few hundred KiB that inflates to 512 MiB of
 // zeros.
 func bombImage(t *testing.T) v1.Image {
 	t.Helper()
-	var buf bytes.Buffer
-	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	tw := tar.NewWriter(gz)
-	const size = 512 << 20
-	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	zeros := make([]byte, 1<<20)
-	for range size / len(zeros) {
-		if _, err := tw.Write(zeros); err != nil {
-			t.Fatal(err)
+	return imageOf(t, gzipTarLayer(t, func(tw *tar.Writer) error {
+		const size = 512 << 20
+		if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			return err
 		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return imageOf(t, static.NewLayer(buf.Bytes(), types.OCILayer))
+		zeros := make([]byte, 1<<20)
+		for range size / len(zeros) {
+			if _, err := tw.Write(zeros); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 // scanResult waits for a manifest's scan and returns its status and report.
