@@ -131,7 +131,7 @@ log "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...
 
 log "micro-benchmarks of the hot paths (one iteration each, to keep them working)"
-go test -run '^$' -bench . -benchtime 1x ./internal/oci ./internal/auth ./internal/db/dbcache
+go test -run '^$' -bench . -benchtime 1x ./internal/oci ./internal/auth ./internal/db/dbcache ./internal/scan/builtin
 
 if [ "$FUZZTIME" != "0" ]; then
   log "fuzzing ($FUZZTIME per target)"
