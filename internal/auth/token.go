@@ -124,6 +124,9 @@ func (ts *TokenService) IssueForService(service string, id *Identity, grants Gra
 	if !ts.Serves(service) {
 		return "", time.Time{}, fmt.Errorf("tokens are not issued for service %q", service)
 	}
+	if id != nil && id.Username == ScannerSubject {
+		return "", time.Time{}, fmt.Errorf("the name %q is reserved for the vulnerability scanner", ScannerSubject)
+	}
 	if id == nil {
 		return ts.issue(service, Identity{}, grants)
 	}
@@ -132,6 +135,9 @@ func (ts *TokenService) IssueForService(service string, id *Identity, grants Gra
 
 // Issue signs a token for the subject with the granted scopes.
 func (ts *TokenService) Issue(subject string, admin bool, grants Grants) (string, time.Time, error) {
+	if subject == ScannerSubject {
+		return "", time.Time{}, fmt.Errorf("the name %q is reserved for the vulnerability scanner", ScannerSubject)
+	}
 	return ts.issue(ts.service, Identity{Username: subject, IsAdmin: admin}, grants)
 }
 

@@ -134,11 +134,16 @@ type Replication struct {
 
 // Scan configures vulnerability scanning (docs/scanning.md).
 type Scan struct {
-	// Scanner is "" (no scanning, the default) or "builtin".
+	// Scanner is "" (no scanning, the default), "builtin" or "trivy".
 	Scanner string `yaml:"scanner"`
 	// OSVDir is the directory of OSV advisories of the builtin scanner
 	// (<dir>/<Ecosystem>/all.zip, as osv.dev publishes them).
 	OSVDir string `yaml:"osv_dir"`
+	// TrivyBinary is the trivy client of the trivy scanner ("trivy" from
+	// PATH if empty).
+	TrivyBinary string `yaml:"trivy_binary"`
+	// TrivyURL is the Trivy server that the trivy scanner uses.
+	TrivyURL string `yaml:"trivy_url"`
 	// Interval is how often each manifest is scanned again (24h if zero).
 	Interval time.Duration `yaml:"interval"`
 	// Concurrency is how many manifests a janitor scans at once (2 if
@@ -444,6 +449,8 @@ var envBindings = []envBinding{
 	{"KEPPEL_JANITOR_REPLICA_SYNC_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Janitor.ReplicaSyncInterval })},
 	{"KEPPEL_SCAN_SCANNER", str(func(c *Config) *string { return &c.Scan.Scanner })},
 	{"KEPPEL_SCAN_OSV_DIR", str(func(c *Config) *string { return &c.Scan.OSVDir })},
+	{"KEPPEL_SCAN_TRIVY_BINARY", str(func(c *Config) *string { return &c.Scan.TrivyBinary })},
+	{"KEPPEL_SCAN_TRIVY_URL", str(func(c *Config) *string { return &c.Scan.TrivyURL })},
 	{"KEPPEL_SCAN_INTERVAL", dur(func(c *Config) *time.Duration { return &c.Scan.Interval })},
 	{"KEPPEL_SCAN_CONCURRENCY", integer(func(c *Config) *int64 { return &c.Scan.Concurrency })},
 	{"KEPPEL_REPLICATION_TAG_LIFETIME", dur(func(c *Config) *time.Duration { return &c.Replication.TagLifetime })},
@@ -609,8 +616,18 @@ func (c *Config) complete() error {
 		if c.Scan.OSVDir == "" {
 			return errors.New("scan.osv_dir (KEPPEL_SCAN_OSV_DIR) is required for the builtin scanner")
 		}
+	case "trivy":
+		if c.Scan.TrivyURL == "" {
+			return errors.New("scan.trivy_url (KEPPEL_SCAN_TRIVY_URL) is required for the trivy scanner")
+		}
+		if u, err := url.Parse(c.Scan.TrivyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("scan.trivy_url (KEPPEL_SCAN_TRIVY_URL) %q must be an http(s) URL", c.Scan.TrivyURL)
+		}
+		if c.Scan.TrivyBinary == "" {
+			c.Scan.TrivyBinary = "trivy"
+		}
 	default:
-		return fmt.Errorf("scan.scanner (KEPPEL_SCAN_SCANNER) %q is not one of: builtin (or empty for no scanning)", c.Scan.Scanner)
+		return fmt.Errorf("scan.scanner (KEPPEL_SCAN_SCANNER) %q is not one of: builtin, trivy (or empty for no scanning)", c.Scan.Scanner)
 	}
 	if c.Scan.Interval < 0 || c.Scan.Concurrency < 0 || c.Scan.Concurrency > 64 {
 		return errors.New("scan.interval (KEPPEL_SCAN_INTERVAL) must not be negative and scan.concurrency (KEPPEL_SCAN_CONCURRENCY) must be between 0 and 64")

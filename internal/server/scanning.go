@@ -1,19 +1,28 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"keppel/internal/api/keppelv1"
+	"keppel/internal/auth"
 	"keppel/internal/config"
 	"keppel/internal/registry"
 	"keppel/internal/scan"
 	"keppel/internal/scan/builtin"
+	"keppel/internal/scan/trivy"
 )
 
+// scannerTokenMargin is how much longer a scanner's pull token lives than
+// the scan may take.
+const scannerTokenMargin = time.Minute
+
 // openScanner builds the configured vulnerability scanner (nil if
-// scanning is off).
-func openScanner(cfg config.Scan, log *slog.Logger) (scan.Scanner, error) {
+// scanning is off). The trivy scanner pulls from publicURL with tokens
+// that the server issues to auth.ScannerSubject.
+func openScanner(cfg config.Scan, publicURL string, tokens *auth.TokenService, log *slog.Logger) (scan.Scanner, error) {
 	switch cfg.Scanner {
 	case "":
 		return nil, nil
@@ -21,6 +30,15 @@ func openScanner(cfg config.Scan, log *slog.Logger) (scan.Scanner, error) {
 		s, err := builtin.New(cfg.OSVDir, log.With("component", "scanner"))
 		if err != nil {
 			return nil, fmt.Errorf("scan.osv_dir (KEPPEL_SCAN_OSV_DIR): %w", err)
+		}
+		return s, nil
+	case "trivy":
+		s, err := trivy.New(trivy.Config{Binary: cfg.TrivyBinary, ServerURL: cfg.TrivyURL, RegistryURL: publicURL,
+			Token: func(_ context.Context, repository string) (string, error) {
+				return tokens.IssueScannerToken(repository, trivy.DefaultTimeout+scannerTokenMargin)
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("scan.trivy_url (KEPPEL_SCAN_TRIVY_URL): %w", err)
 		}
 		return s, nil
 	default:

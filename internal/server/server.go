@@ -181,7 +181,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, store db.St
 			log.Warn("another registry of the federation holds the name of this account", "account", name)
 		}
 	}
-	scanner, err := openScanner(cfg.Scan, log)
+	scanner, err := openScanner(cfg.Scan, cfg.API.PublicURL, tokens, log)
 	if err != nil {
 		return nil, err
 	}

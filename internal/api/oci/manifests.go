@@ -25,11 +25,11 @@ func refSeparator(ref string) string {
 func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if _, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull)); ok {
+		if claims, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull)); ok {
 			if r.Method == http.MethodGet && !h.allow(w, r, rt.repo, "manifest_pull", h.limits.ManifestPull, 1) {
 				return
 			}
-			h.getManifest(w, r, rt)
+			h.getManifest(w, r, rt, claims)
 		}
 	case http.MethodPut:
 		if claims, ok := h.authorize(w, r, auth.RepositoryScope(rt.repo, auth.ActionPull, auth.ActionPush)); ok {
@@ -47,7 +47,7 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 	}
 }
 
-func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) {
+func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route, claims *auth.Claims) {
 	repo, m, err := h.svc.PullManifest(r.Context(), rt.repo, rt.ref)
 	if err != nil {
 		writeError(w, r, h.log, err)
@@ -73,7 +73,9 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		if !oci.IsDigest(rt.ref) {
 			tag = rt.ref
 		}
-		h.svc.NotePull(repo, m.Manifest, tag)
+		if !auth.IsScanner(claims) { // the scanner's pulls are not users' pulls
+			h.svc.NotePull(repo, m.Manifest, tag)
+		}
 	}
 }
 
