@@ -52,7 +52,7 @@ func emptyTrivyDB(t *testing.T) string {
 	dbDir := filepath.Join(cache, "db")
 	src := t.TempDir()
 	files := map[string]string{
-		"go.mod":  "module trivydbstub\n\ngo 1.24\n\nrequire go.etcd.io/bbolt v1.5.0\n",
+		"go.mod":  "module trivydbstub\n\ngo 1.24\n\nrequire (\n\tgo.etcd.io/bbolt v1.5.0\n\tgolang.org/x/sys v0.47.0\n)\n",
 		"main.go": "package main\n\nimport (\n\t\"os\"\n\n\tbolt \"go.etcd.io/bbolt\"\n)\n\nfunc main() {\n\tdb, err := bolt.Open(os.Args[1], 0o644, nil)\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\tif err := db.Close(); err != nil {\n\t\tpanic(err)\n\t}\n}\n",
 	}
 	for name, content := range files {
@@ -69,7 +69,7 @@ func emptyTrivyDB(t *testing.T) string {
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOSUMDB=off", "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("cannot make an empty Trivy DB from the module cache (go.etcd.io/bbolt v1.5.0, fetched by the Trivy build): %v\n%s", err, out)
+		t.Skipf("cannot make an empty Trivy DB from the module cache (go.etcd.io/bbolt v1.5.0 and golang.org/x/sys v0.47.0, fetched by the Trivy build): %v\n%s", err, out)
 	}
 	now := time.Now().UTC()
 	meta, _ := json.Marshal(map[string]any{"Version": 2, "NextUpdate": now.Add(24 * time.Hour), "UpdatedAt": now, "DownloadedAt": now})
