@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -42,18 +43,121 @@ func trivyBinary(t *testing.T) string {
 	return ""
 }
 
-// emptyTrivyDB makes a Trivy cache directory with an empty vulnerability
-// database (schema 2), so that a server started with --skip-db-update
-// runs offline. The bbolt file is written by a small program built from
-// the Go module cache (no network); the test is skipped if that fails.
-func emptyTrivyDB(t *testing.T) string {
+// trivyAdvisory is one advisory of the test's Trivy database: a package of
+// an OS release (Trivy's bucket name, e.g. "alpine 3.22") fixed in a
+// version, with the vulnerability's details.
+type trivyAdvisory struct {
+	Bucket, Package, ID, FixedVersion string
+	// Severity is Trivy's name (LOW … CRITICAL).
+	Severity, Title string
+}
+
+// trivyAdvisories are the advisories of the test's database. Alpine 3.22
+// is too new for a real one to be stable, so its busybox advisory is made
+// up; the musl one of Alpine 3.10 is real (Alpine's secdb lists
+// CVE-2020-28928 as fixed in 1.1.22-r4, NVD rates it MEDIUM).
+var trivyAdvisories = []trivyAdvisory{
+	{"alpine 3.22", "busybox", "ALPINE-TEST-0001", "1.37.0-r19", "HIGH", "busybox: test advisory of the Keppel test suite"},
+	{"alpine 3.10", "musl", "CVE-2020-28928", "1.1.22-r4", "MEDIUM", "musl: wcsnrtombs mishandles particular combinations of destination buffer size and source character limit"},
+}
+
+// trivyDBWriter is a small program that writes a bbolt file from a list
+// of (bucket path, key, JSON value) entries.
+const trivyDBWriter = `package main
+
+import (
+	"encoding/json"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+type entry struct {
+	Buckets []string
+	Key     string
+	Value   json.RawMessage
+}
+
+func main() {
+	spec, err := os.ReadFile(os.Args[2])
+	check(err)
+	var entries []entry
+	check(json.Unmarshal(spec, &entries))
+	db, err := bolt.Open(os.Args[1], 0o644, nil)
+	check(err)
+	check(db.Update(func(tx *bolt.Tx) error {
+		for _, e := range entries {
+			b, err := tx.CreateBucketIfNotExists([]byte(e.Buckets[0]))
+			if err != nil {
+				return err
+			}
+			for _, name := range e.Buckets[1:] {
+				if b, err = b.CreateBucketIfNotExists([]byte(name)); err != nil {
+					return err
+				}
+			}
+			if err := b.Put([]byte(e.Key), e.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	check(db.Close())
+}
+
+func check(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+`
+
+// trivyDBEntries lays the advisories out as Trivy's database (schema 2)
+// has them: "<OS> <release>" → package → vulnerability ID → the advisory
+// (FixedVersion); "vulnerability" → ID → its details (Title, Severity and
+// the vendor severities, by which Trivy rates a finding); "data-source" →
+// "<OS> <release>" → where the release's advisories come from.
+func trivyDBEntries(t *testing.T) []byte {
+	t.Helper()
+	type entry struct {
+		Buckets []string
+		Key     string
+		Value   any
+	}
+	severities := map[string]int{"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+	var entries []entry
+	for _, a := range trivyAdvisories {
+		family, _, _ := strings.Cut(a.Bucket, " ")
+		entries = append(entries,
+			entry{[]string{a.Bucket, a.Package}, a.ID, map[string]any{"FixedVersion": a.FixedVersion}},
+			entry{[]string{"vulnerability"}, a.ID, map[string]any{
+				"Title": a.Title, "Severity": a.Severity,
+				"VendorSeverity": map[string]int{"nvd": severities[a.Severity]},
+			}},
+			entry{[]string{"data-source"}, a.Bucket, map[string]any{"ID": family, "Name": "Alpine Secdb", "URL": "https://secdb.alpinelinux.org/"}},
+		)
+	}
+	buf, err := json.Marshal(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf
+}
+
+// trivyDB makes a Trivy cache directory with a vulnerability database
+// (schema 2) of trivyAdvisories, so that a server started with
+// --skip-db-update runs offline. The bbolt file is written by a small
+// program built from the Go module cache (no network), with the bbolt
+// version that Trivy uses; the test is skipped if that fails.
+func trivyDB(t *testing.T) string {
 	t.Helper()
 	cache := t.TempDir()
 	dbDir := filepath.Join(cache, "db")
 	src := t.TempDir()
 	files := map[string]string{
-		"go.mod":  "module trivydbstub\n\ngo 1.24\n\nrequire (\n\tgo.etcd.io/bbolt v1.5.0\n\tgolang.org/x/sys v0.47.0\n)\n",
-		"main.go": "package main\n\nimport (\n\t\"os\"\n\n\tbolt \"go.etcd.io/bbolt\"\n)\n\nfunc main() {\n\tdb, err := bolt.Open(os.Args[1], 0o644, nil)\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\tif err := db.Close(); err != nil {\n\t\tpanic(err)\n\t}\n}\n",
+		"go.mod":       "module trivydbwriter\n\ngo 1.24\n\nrequire (\n\tgo.etcd.io/bbolt v1.5.0\n\tgolang.org/x/sys v0.47.0\n)\n",
+		"main.go":      trivyDBWriter,
+		"entries.json": string(trivyDBEntries(t)),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
@@ -65,11 +169,11 @@ func emptyTrivyDB(t *testing.T) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "run", ".", filepath.Join(dbDir, "trivy.db"))
+	cmd := exec.CommandContext(ctx, "go", "run", ".", filepath.Join(dbDir, "trivy.db"), "entries.json")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOSUMDB=off", "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("cannot make an empty Trivy DB from the module cache (go.etcd.io/bbolt v1.5.0 and golang.org/x/sys v0.47.0, fetched by the Trivy build): %v\n%s", err, out)
+		t.Skipf("cannot make the Trivy DB from the module cache (go.etcd.io/bbolt v1.5.0 and golang.org/x/sys v0.47.0, fetched by the Trivy build): %v\n%s", err, out)
 	}
 	now := time.Now().UTC()
 	meta, _ := json.Marshal(map[string]any{"Version": 2, "NextUpdate": now.Add(24 * time.Hour), "UpdatedAt": now, "DownloadedAt": now})
@@ -161,38 +265,66 @@ func trivyStatus(t *testing.T, s *test.Server, repo string, d v1.Hash) (string, 
 	return status, report
 }
 
+// trivyFindings lists the vulnerabilities of a Trivy report as
+// "ID package installed→fixed severity (data source)".
+func trivyFindings(report map[string]any) []string {
+	var out []string
+	results, _ := report["Results"].([]any)
+	for _, r := range results {
+		vulns, _ := r.(map[string]any)["Vulnerabilities"].([]any)
+		for _, v := range vulns {
+			m, _ := v.(map[string]any)
+			source, _ := m["DataSource"].(map[string]any)
+			out = append(out, fmt.Sprintf("%v %v %v→%v %v (%v)", m["VulnerabilityID"], m["PkgName"], m["InstalledVersion"], m["FixedVersion"], m["Severity"], source["ID"]))
+		}
+	}
+	return out
+}
+
+// trivyAlpineImage is an Alpine image with musl and busybox.
+func trivyAlpineImage(t *testing.T, release, musl, busybox string) v1.Image {
+	return imageOf(t, layerOf(t, map[string]string{
+		"etc/alpine-release": release + "\n",
+		"etc/os-release":     "ID=alpine\nVERSION_ID=" + release + "\nPRETTY_NAME=\"Alpine Linux v" + release + "\"\n",
+		"lib/apk/db/installed": "P:musl\nV:" + musl + "\nA:x86_64\no:musl\n\n" +
+			"P:busybox\nV:" + busybox + "\nA:x86_64\no:busybox\n\n",
+	}))
+}
+
 // TestTrivyScanner runs the real Trivy v0.74.0 in client/server mode
 // against the registry: the client pulls the image with the registry's
 // scanner token (which does not count as a pull), the server answers from
-// an empty offline vulnerability database. So this checks the plumbing,
-// the report and the end-of-life mark (Trivy knows Alpine 3.10 is past its
-// support without a database), not the matching of vulnerabilities, which
-// needs a real database. Skipped unless Trivy is built (see trivyBuild).
+// an offline vulnerability database in Trivy's own format with two
+// advisories (trivyAdvisories). An Alpine 3.22 image with the vulnerable
+// busybox is High, with the advisory and its fixed version in the stored
+// report; the patched image is Clean; Alpine 3.10 is Rotten (past its
+// support) with the real musl advisory still listed; a security scan
+// policy that ignores the busybox advisory makes the vulnerable image
+// Clean. Skipped unless Trivy is built (see trivyBuild).
 func TestTrivyScanner(t *testing.T) {
 	t.Parallel()
 	bin := trivyBinary(t)
-	trivyURL := startTrivyServer(t, bin, emptyTrivyDB(t))
+	trivyURL := startTrivyServer(t, bin, trivyDB(t))
 	s := test.NewServer(t, test.Options{Env: map[string]string{
 		"KEPPEL_SCAN_SCANNER": "trivy", "KEPPEL_SCAN_TRIVY_URL": trivyURL, "KEPPEL_SCAN_TRIVY_BINARY": bin,
 		"KEPPEL_JANITOR_POLL_INTERVAL": "100ms",
 	}})
 	s.RunJanitor(t)
 
-	alpine := func(release string) v1.Image {
-		return imageOf(t, layerOf(t, map[string]string{
-			"etc/alpine-release":   release + "\n",
-			"etc/os-release":       "ID=alpine\nVERSION_ID=" + release + "\nPRETTY_NAME=\"Alpine Linux v" + release + "\"\n",
-			"lib/apk/db/installed": "P:musl\nV:1.2.5-r10\nA:x86_64\no:musl\n\n",
-		}))
-	}
-	for _, c := range []struct {
-		repo   string
-		img    v1.Image
-		status string
+	cases := []struct {
+		repo     string
+		img      v1.Image
+		status   string
+		findings []string
 	}{
-		{"test/alpine322", alpine("3.22.1"), "Clean"},
-		{"test/alpine310", alpine("3.10.9"), "Rotten"},
-	} {
+		{"test/alpine322", trivyAlpineImage(t, "3.22.1", "1.2.5-r10", "1.37.0-r18"), "High",
+			[]string{"ALPINE-TEST-0001 busybox 1.37.0-r18→1.37.0-r19 HIGH (alpine)"}},
+		{"test/alpine322fixed", trivyAlpineImage(t, "3.22.1", "1.2.5-r10", "1.37.0-r19"), "Clean", nil},
+		{"test/alpine310", trivyAlpineImage(t, "3.10.9", "1.1.22-r3", "1.30.1-r5"), "Rotten",
+			[]string{"CVE-2020-28928 musl 1.1.22-r3→1.1.22-r4 MEDIUM (alpine)"}},
+	}
+	digests := map[string]v1.Hash{}
+	for _, c := range cases {
 		if err := remote.Write(ref(t, s, c.repo+":v1"), c.img, adminAuth()); err != nil {
 			t.Fatal(err)
 		}
@@ -200,14 +332,27 @@ func TestTrivyScanner(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		digests[c.repo] = d
+	}
+	for _, c := range cases {
+		d := digests[c.repo]
 		status, report := trivyStatus(t, s, c.repo, d)
-		if status != c.status {
-			t.Errorf("%s: status %s, want %s; report %v", c.repo, status, c.status, report)
+		findings := trivyFindings(report)
+		if status != c.status || strings.Join(findings, "; ") != strings.Join(c.findings, "; ") {
+			t.Errorf("%s: status %s with %q, want %s with %q; report %v", c.repo, status, findings, c.status, c.findings, report)
 		}
 		if name, _ := report["ArtifactName"].(string); !strings.HasSuffix(name, c.repo+"@"+d.String()) {
 			t.Errorf("%s: Trivy's report is not there: %v", c.repo, report)
 		}
 	}
+
+	// a policy that ignores the busybox advisory: Clean after the rescan
+	policies := `{"policies":[{"match_repository":"alpine322","match_vulnerability_id":"ALPINE-TEST-0001","action":{"assessment":"busybox is not used","ignore":true}}]}`
+	if r := s.Do(t, "PUT", "/keppel/v1/accounts/test/security_scan_policies", s.Token(t), nil, strings.NewReader(policies)); r.Status != http.StatusOK {
+		t.Fatalf("PUT security_scan_policies: %d %s", r.Status, r.Body)
+	}
+	waitStatus(t, s, "test/alpine322", digests["test/alpine322"], "Clean")
+	waitStatus(t, s, "test/alpine310", digests["test/alpine310"], "Rotten")
 
 	s.FlushPulls(t)
 	r := s.Do(t, "GET", "/keppel/v1/accounts/test/repositories/alpine322/_manifests", s.Token(t), nil, nil)
