@@ -107,9 +107,16 @@ func (s *Scanner) Scan(ctx context.Context, img scan.Image) (scan.Result, error)
 	if err != nil {
 		return scan.Result{}, fmt.Errorf("listing the packages of %s@%s: %w", img.Repository, img.Digest, err)
 	}
+	qs, unknown := queries(inv)
+	if unknown > 0 {
+		// Packages of a distribution without advisories here: "Clean"
+		// would be a claim the scanner cannot make.
+		return unsupported(fmt.Sprintf("%d packages of distribution %q, for which the builtin scanner has no advisories", unknown,
+			strings.TrimSpace(inv.OS.ID+" "+inv.OS.VersionID)))
+	}
 	report := Report{OS: inv.OS, Packages: len(inv.Packages), Vulnerabilities: []Vulnerability{}}
 	var result scan.Result
-	findings := s.db.DB().Match(queries(inv))
+	findings := s.db.DB().Match(qs)
 	status := scan.Clean
 	for _, f := range findings {
 		report.Vulnerabilities = append(report.Vulnerabilities, Vulnerability{ID: f.ID, Aliases: f.Aliases, Summary: f.Summary,
@@ -167,9 +174,9 @@ func severityStatus(s osvdb.Severity) scan.Status {
 
 // queries turns the inventory into advisory queries: OSV keys Alpine and
 // Debian advisories by source package and distribution release, and Go
-// ones by module path.
-func queries(inv inventory.Inventory) []osvdb.Query {
-	var qs []osvdb.Query
+// ones by module path. unknown counts the packages of a distribution that
+// has no OSV ecosystem here (Ubuntu's dpkg packages, for instance).
+func queries(inv inventory.Inventory) (qs []osvdb.Query, unknown int) {
 	for _, p := range inv.Packages {
 		name := p.Source
 		if name == "" {
@@ -184,12 +191,16 @@ func queries(inv inventory.Inventory) []osvdb.Query {
 		case "go-module", "go-stdlib":
 			eco = "Go"
 		}
-		if eco == "" {
+		switch {
+		case eco == "" && (p.Type == "apk" || p.Type == "dpkg"):
+			unknown++
+			continue
+		case eco == "":
 			continue
 		}
 		qs = append(qs, osvdb.Query{Ecosystem: eco, Name: name, Version: p.Version})
 	}
-	return qs
+	return qs, unknown
 }
 
 // alpineEcosystem is "Alpine:v3.10" for Alpine 3.10.x.

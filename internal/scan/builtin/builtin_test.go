@@ -19,7 +19,15 @@ func TestQueries(t *testing.T) {
 			{Type: "rpm", Name: "bash", Version: "5.1"},
 		},
 	}
-	got := queries(inv)
+	got, unknown := queries(inv)
+	if unknown != 0 {
+		t.Errorf("unknown = %d", unknown)
+	}
+	ubuntu := inventory.Inventory{OS: inventory.OS{ID: "ubuntu", VersionID: "22.04"},
+		Packages: []inventory.Package{{Type: "dpkg", Name: "openssl", Version: "3.0.2-0ubuntu1"}, {Type: "go-stdlib", Name: "stdlib", Version: "1.21.3"}}}
+	if qs, unknown := queries(ubuntu); unknown != 1 || len(qs) != 1 {
+		t.Errorf("ubuntu: %d queries, %d unknown; want 1 and 1", len(qs), unknown)
+	}
 	want := []osvdb.Query{
 		{Ecosystem: "Alpine:v3.10", Name: "openssl", Version: "1.1.1c-r0"},
 		{Ecosystem: "Alpine:v3.10", Name: "musl", Version: "1.1.22-r3"},
