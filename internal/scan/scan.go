@@ -117,3 +117,24 @@ type Scanner interface {
 	// Result with status Unsupported.
 	Scan(ctx context.Context, img Image) (Result, error)
 }
+
+// imageConfigTypes are the config media types of container images.
+var imageConfigTypes = map[string]bool{
+	"application/vnd.oci.image.config.v1+json":       true,
+	"application/vnd.docker.container.image.v1+json": true,
+}
+
+// ContainerImage reports whether the image is a container image (by the
+// media type of its config, which it returns): scanners leave other
+// manifests (artifacts) Unsupported.
+func (img Image) ContainerImage() (configType string, ok bool) {
+	var m struct {
+		Config struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(img.Manifest, &m) != nil {
+		return "", false
+	}
+	return m.Config.MediaType, imageConfigTypes[m.Config.MediaType]
+}

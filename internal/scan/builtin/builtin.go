@@ -76,25 +76,13 @@ type Vulnerability struct {
 	Ecosystem    string   `json:"ecosystem"`
 }
 
-// imageConfigTypes are the config media types of container images;
-// manifests with another config (artifacts) are not scanned.
-var imageConfigTypes = map[string]bool{
-	"application/vnd.oci.image.config.v1+json":       true,
-	"application/vnd.docker.container.image.v1+json": true,
-}
-
 // Scan implements scan.Scanner.
 func (s *Scanner) Scan(ctx context.Context, img scan.Image) (scan.Result, error) {
 	if err := s.reload(ctx); err != nil {
 		return scan.Result{}, err
 	}
-	var m struct {
-		Config struct {
-			MediaType string `json:"mediaType"`
-		} `json:"config"`
-	}
-	if json.Unmarshal(img.Manifest, &m) != nil || !imageConfigTypes[m.Config.MediaType] {
-		return unsupported("not a container image (config media type " + m.Config.MediaType + ")")
+	if configType, ok := img.ContainerImage(); !ok {
+		return unsupported("not a container image (config media type " + configType + ")")
 	}
 	layers := make([]inventory.Layer, len(img.Layers))
 	for i, l := range img.Layers {

@@ -100,22 +100,10 @@ func New(cfg Config, opts ...Option) (*Scanner, error) {
 // Name implements scan.Scanner.
 func (s *Scanner) Name() string { return "trivy" }
 
-// imageConfigTypes are the config media types of container images; other
-// manifests (artifacts) are not handed to Trivy.
-var imageConfigTypes = map[string]bool{
-	"application/vnd.oci.image.config.v1+json":       true,
-	"application/vnd.docker.container.image.v1+json": true,
-}
-
 // Scan implements scan.Scanner.
 func (s *Scanner) Scan(ctx context.Context, img scan.Image) (scan.Result, error) {
-	var m struct {
-		Config struct {
-			MediaType string `json:"mediaType"`
-		} `json:"config"`
-	}
-	if json.Unmarshal(img.Manifest, &m) != nil || !imageConfigTypes[m.Config.MediaType] {
-		return unsupported("not a container image (config media type " + m.Config.MediaType + ")")
+	if configType, ok := img.ContainerImage(); !ok {
+		return unsupported("not a container image (config media type " + configType + ")")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

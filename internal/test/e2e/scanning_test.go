@@ -203,24 +203,8 @@ func scanResult(t *testing.T, s *test.Server, repo string, d v1.Hash) (string, m
 	token := s.Token(t)
 	account, name, _ := strings.Cut(repo, "/")
 	status := ""
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		r := s.Do(t, "GET", "/keppel/v1/accounts/"+account+"/repositories/"+name+"/_manifests", token, nil, nil)
-		var list struct {
-			Manifests []struct {
-				Digest string `json:"digest"`
-				Status string `json:"vulnerability_status"`
-			} `json:"manifests"`
-		}
-		if err := json.Unmarshal(r.Body, &list); err != nil {
-			t.Fatalf("%d %s", r.Status, r.Body)
-		}
-		for _, m := range list.Manifests {
-			if m.Digest == d.String() {
-				status = m.Status
-			}
-		}
-		if status != "Pending" && status != "" {
+	for range 300 {
+		if status = manifestStatus(t, s, repo, d); status != "Pending" && status != "" {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -238,28 +222,37 @@ func scanResult(t *testing.T, s *test.Server, repo string, d v1.Hash) (string, m
 // waitStatus waits up to 30 s for a manifest's status to become want.
 func waitStatus(t *testing.T, s *test.Server, repo string, d v1.Hash, want string) {
 	t.Helper()
-	account, name, _ := strings.Cut(repo, "/")
 	got := ""
 	for range 300 {
-		r := s.Do(t, "GET", "/keppel/v1/accounts/"+account+"/repositories/"+name+"/_manifests", s.Token(t), nil, nil)
-		var list struct {
-			Manifests []struct {
-				Digest string `json:"digest"`
-				Status string `json:"vulnerability_status"`
-			} `json:"manifests"`
-		}
-		_ = json.Unmarshal(r.Body, &list)
-		for _, m := range list.Manifests {
-			if m.Digest == d.String() {
-				got = m.Status
-			}
-		}
-		if got == want {
+		if got = manifestStatus(t, s, repo, d); got == want {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("%s: status %s, want %s", repo, got, want)
+}
+
+// manifestStatus returns a manifest's vulnerability status as the
+// management API lists it ("" if it is not listed).
+func manifestStatus(t *testing.T, s *test.Server, repo string, d v1.Hash) string {
+	t.Helper()
+	account, name, _ := strings.Cut(repo, "/")
+	r := s.Do(t, "GET", "/keppel/v1/accounts/"+account+"/repositories/"+name+"/_manifests", s.Token(t), nil, nil)
+	var list struct {
+		Manifests []struct {
+			Digest string `json:"digest"`
+			Status string `json:"vulnerability_status"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(r.Body, &list); err != nil {
+		t.Fatalf("listing manifests of %s: %d %s", repo, r.Status, r.Body)
+	}
+	for _, m := range list.Manifests {
+		if m.Digest == d.String() {
+			return m.Status
+		}
+	}
+	return ""
 }
 
 // vulnIDs lists the IDs of the vulnerabilities in a builtin report.

@@ -238,20 +238,7 @@ func trivyStatus(t *testing.T, s *test.Server, repo string, d v1.Hash) (string, 
 	account, name, _ := strings.Cut(repo, "/")
 	status := ""
 	for range 600 {
-		r := s.Do(t, "GET", "/keppel/v1/accounts/"+account+"/repositories/"+name+"/_manifests", s.Token(t), nil, nil)
-		var list struct {
-			Manifests []struct {
-				Digest string `json:"digest"`
-				Status string `json:"vulnerability_status"`
-			} `json:"manifests"`
-		}
-		_ = json.Unmarshal(r.Body, &list)
-		for _, m := range list.Manifests {
-			if m.Digest == d.String() {
-				status = m.Status
-			}
-		}
-		if status != "" && status != "Pending" {
+		if status = manifestStatus(t, s, repo, d); status != "" && status != "Pending" {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
