@@ -19,6 +19,8 @@ type claimRecorder struct {
 	active     map[string]int
 	claims     map[string]int
 	violations []string
+	// held counts the claims held right now; maxHeld is its maximum.
+	held, maxHeld int
 }
 
 func (r *claimRecorder) hook(table, key string) {
@@ -29,17 +31,21 @@ func (r *claimRecorder) hook(table, key string) {
 	}
 	r.active[k]++
 	r.claims[k]++
+	r.held++
+	r.maxHeld = max(r.maxHeld, r.held)
 	r.mu.Unlock()
 	time.Sleep(r.hold)
 	r.mu.Lock()
 	r.active[k]--
+	r.held--
 	r.mu.Unlock()
 }
 
 // TestTwoJanitors sweeps a backlog of 40 repositories with one janitor and
 // then with two (each with a connection pool of its own, as two processes
 // would have): the two never hold the same repository at the same time,
-// sweep each repository once, and finish faster than one.
+// sweep each repository once, and work at the same time (one does not wait
+// for the other's claims).
 func TestTwoJanitors(t *testing.T) {
 	name := newDatabase(t, true)
 	ctx := t.Context()
@@ -86,6 +92,7 @@ func TestTwoJanitors(t *testing.T) {
 	}
 	rec.mu.Lock()
 	clear(rec.claims)
+	rec.maxHeld = 0
 	rec.mu.Unlock()
 	start = time.Now()
 	var wg sync.WaitGroup
@@ -105,8 +112,11 @@ func TestTwoJanitors(t *testing.T) {
 			t.Errorf("%s was swept %d times", k, n)
 		}
 	}
+	// Each claim is held for 20 ms: two janitors that do not block each
+	// other hold two at once, however loaded the machine is (a time
+	// comparison would not be).
 	t.Logf("one janitor: %s, two: %s", one, two)
-	if two > one*3/4 {
-		t.Errorf("two janitors took %s for the backlog, one took %s", two, one)
+	if rec.maxHeld < 2 {
+		t.Errorf("the two janitors never held claims at the same time: one waited for the other")
 	}
 }
