@@ -30,7 +30,10 @@ func federatedPair(t *testing.T, extraEnv ...string) (a, b *test.Process) {
 	start := func(addr string) *test.Process {
 		env := []string{"KEPPEL_API_LISTEN_ADDRESS=" + addr, "KEPPEL_API_PUBLIC_URL=http://" + addr,
 			"KEPPEL_FEDERATION_DRIVER=postgres", "KEPPEL_FEDERATION_POSTGRES_URL=" + claims, peers,
-			"KEPPEL_JANITOR_POLL_INTERVAL=100ms", "KEPPEL_JANITOR_REPLICA_SYNC_INTERVAL=1s"}
+			"KEPPEL_JANITOR_POLL_INTERVAL=100ms", "KEPPEL_JANITOR_REPLICA_SYNC_INTERVAL=1s",
+			// A delivery that fails because the other registry is not up
+			// yet is tried again after a tenth of this (6 s).
+			"KEPPEL_PEER_PASSWORD_ROTATION=1m"}
 		return test.StartKeppel(t, append(env, extraEnv...)...)
 	}
 	return start(addrA), start(addrB)
@@ -165,7 +168,7 @@ func TestFederationReplicaOnFirstUse(t *testing.T) {
 
 	// B pulls once A's janitor has issued B its password
 	var pulled v1.Image
-	eventuallyTrue(t, "first pull through the replica", 30*time.Second, func() bool {
+	eventuallyTrue(t, "first pull through the replica", 90*time.Second, func() bool {
 		pulled, err = remote.Image(procRef(t, b, "shared/app:v1"), adminAuth())
 		return err == nil
 	})
