@@ -64,7 +64,7 @@ func TestVulnerabilitiesCommand(t *testing.T) {
 	t.Setenv("KEPPEL_REGISTRY_URL", s.URL)
 	t.Setenv("KEPPEL_PASSWORD", test.AdminPassword)
 	out := ""
-	for range 100 {
+	for range 300 {
 		out, err = run(t, "", "vulnerabilities", "test/app:v1")
 		if err == nil && strings.Contains(out, ": High") {
 			break

@@ -74,7 +74,7 @@ func TestPullThroughDistribution(t *testing.T) {
 	dist := test.StartDistribution(t)
 	proxy := test.StartCountingProxy(t, dist)
 	s := test.NewServer(t, test.Options{Accounts: map[string]string{},
-		Env: map[string]string{"KEPPEL_REPLICATION_TAG_LIFETIME": "1s"}})
+		Env: map[string]string{"KEPPEL_REPLICATION_TAG_LIFETIME": "4s"}})
 	createReplica(t, s, "mirror", `{"strategy":"from_external_on_first_use","upstream":{"url":"http://`+proxy.Host+`/library"}}`)
 
 	v1img, err := random.Image(256<<10, 3)
@@ -106,7 +106,7 @@ func TestPullThroughDistribution(t *testing.T) {
 		t.Fatalf("pull within the tag lifetime: %s, want the cached %s", got, want1)
 	}
 	// ... and after it, the new one; the old one is still there by digest
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(4200 * time.Millisecond)
 	if got := pullAndValidate(t, s, "mirror/app:latest"); got != want2 {
 		t.Fatalf("pull after the tag lifetime: %s, want %s", got, want2)
 	}
@@ -121,7 +121,7 @@ func TestPullThroughDistribution(t *testing.T) {
 	// the upstream goes down: what was replicated is still served, after
 	// the tag lifetime too
 	proxy.SetDown(true)
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(4200 * time.Millisecond)
 	if got := pullAndValidate(t, s, "mirror/app:latest"); got != want2 {
 		t.Fatalf("pull with the upstream down: %s, want %s", got, want2)
 	}
