@@ -554,20 +554,27 @@ func TestErrorsNameTheKey(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			path := ""
-			if tc.yaml != "" {
-				path = writeYAML(t, tc.yaml)
-			}
-			_, err := config.Load(path, env(tc.env))
-			if err == nil {
-				t.Fatal("Load accepted an invalid configuration")
-			}
-			for _, key := range tc.wantKeys {
-				if !strings.Contains(err.Error(), key) {
-					t.Errorf("error %q does not mention %q", err, key)
-				}
-			}
+			wantLoadError(t, tc.yaml, tc.env, tc.wantKeys...)
 		})
+	}
+}
+
+// wantLoadError loads the YAML (none if "") with the environment and
+// expects an error that mentions every one of wantKeys.
+func wantLoadError(t *testing.T, yaml string, environment map[string]string, wantKeys ...string) {
+	t.Helper()
+	path := ""
+	if yaml != "" {
+		path = writeYAML(t, yaml)
+	}
+	_, err := config.Load(path, env(environment))
+	if err == nil {
+		t.Fatal("Load accepted an invalid configuration")
+	}
+	for _, key := range wantKeys {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error %q does not mention %q", err, key)
+		}
 	}
 }
 

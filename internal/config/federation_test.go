@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,19 +79,7 @@ func TestPeerErrorsNameTheKey(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			path := ""
-			if tc.yaml != "" {
-				path = writeYAML(t, tc.yaml)
-			}
-			_, err := config.Load(path, env(tc.env))
-			if err == nil {
-				t.Fatal("the configuration was accepted")
-			}
-			for _, key := range tc.wantKeys {
-				if !strings.Contains(err.Error(), key) {
-					t.Errorf("error %q does not name %q", err, key)
-				}
-			}
+			wantLoadError(t, tc.yaml, tc.env, tc.wantKeys...)
 		})
 	}
 }
