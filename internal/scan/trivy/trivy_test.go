@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,13 +21,21 @@ const testDigest = "sha256:00000000000000000000000000000000000000000000000000000
 var imageManifest = []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
 	`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + testDigest + `","size":2},"layers":[]}`)
 
+// execMu keeps the parallel tests from starting a process while another
+// one writes its fake executable: a child forked in that moment inherits
+// the open file, and executing the file then fails with "text file busy".
+var execMu sync.RWMutex
+
 // fakeTrivy writes an executable that records its arguments and
 // environment in dir and then runs body (a shell snippet).
 func fakeTrivy(t *testing.T, dir, body string) string {
 	t.Helper()
 	path := filepath.Join(dir, "trivy")
 	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" > '" + dir + "/args'\nenv > '" + dir + "/env'\n" + body + "\n"
-	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+	execMu.Lock()
+	err := os.WriteFile(path, []byte(script), 0o755)
+	execMu.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -56,6 +65,8 @@ func newFixture(t *testing.T, registryURL, body string, opts ...Option) *fixture
 
 func (f *fixture) scan(t *testing.T) (scan.Result, error) {
 	t.Helper()
+	execMu.RLock()
+	defer execMu.RUnlock()
 	return f.scanner.Scan(context.Background(), scan.Image{Repository: "test/app", Digest: testDigest,
 		MediaType: "application/vnd.oci.image.manifest.v1+json", Manifest: imageManifest})
 }
@@ -234,8 +245,10 @@ func TestScanFailures(t *testing.T) {
 func TestScanSkipsArtifactsAndReportsTokenErrors(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "https://registry.example", "echo should not run; exit 1")
+	execMu.RLock()
 	res, err := f.scanner.Scan(context.Background(), scan.Image{Repository: "test/app", Digest: testDigest,
 		Manifest: []byte(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.cncf.helm.config.v1+json"}}`)})
+	execMu.RUnlock()
 	if err != nil || res.Status != scan.Unsupported || !strings.Contains(string(res.Report), "helm") {
 		t.Fatalf("artifact: %s %s %v", res.Status, res.Report, err)
 	}
