@@ -44,6 +44,7 @@ type Store interface {
 	GCStore
 	PeerStore
 	ScanStore
+	InventoryStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
