@@ -30,7 +30,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 		user = "admin"
 	}
 	cmd.Flags().StringVar(&f.registry, "registry", def, "registry URL (env KEPPEL_REGISTRY_URL)")
-	cmd.Flags().StringVar(&f.username, "username", user, "user name (env KEPPEL_USERNAME)")
+	cmd.Flags().StringVarP(&f.username, "username", "u", user, "user name (env KEPPEL_USERNAME)")
 	cmd.Flags().BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from standard input (default: env KEPPEL_PASSWORD)")
 }
 

@@ -7,104 +7,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"keppel/internal/cli/credentials"
 )
 
 // defaultRegistry is the registry that client commands talk to when
 // neither flags, environment nor a stored login say otherwise.
 const defaultRegistry = "http://127.0.0.1:5000"
 
-// storedLogin is what `keppel login` keeps in the user's config directory
-// (a file only the user can read), for the client commands to fall back on.
-type storedLogin struct {
-	Registry string `json:"registry"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-func credentialsPath() (string, error) {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("finding the config directory: %w", err)
+// registryURL turns what the user gave as a registry (a URL, or a host as
+// docker takes it) into a URL: hosts on loopback get plain HTTP, others
+// HTTPS.
+func registryURL(arg string) (string, error) {
+	arg = strings.TrimSuffix(arg, "/")
+	if !strings.Contains(arg, "://") {
+		scheme := "https://"
+		if isLocalRegistry(arg + "/") {
+			scheme = "http://"
+		}
+		arg = scheme + arg
 	}
-	return filepath.Join(dir, "keppel", "credentials.json"), nil
-}
-
-// loadLogin reads the stored login; found is false if there is none.
-func loadLogin() (l storedLogin, found bool, err error) {
-	path, err := credentialsPath()
-	if err != nil {
-		return l, false, err
+	u, err := url.Parse(arg)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return "", fmt.Errorf("%q is not a registry: give its URL (https://registry.example) or host (127.0.0.1:5000)", arg)
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return l, false, nil
-	}
-	if err != nil {
-		return l, false, fmt.Errorf("reading the stored login: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return l, false, fmt.Errorf("reading the stored login: %w", err)
-	}
-	if info.Mode().Perm()&0o077 != 0 {
-		return l, false, fmt.Errorf("%s is accessible by other users: run `chmod 600 %s` or `keppel login` again", path, path)
-	}
-	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&l); err != nil {
-		return l, false, fmt.Errorf("reading the stored login %s: %w", path, err)
-	}
-	return l, true, nil
-}
-
-// saveLogin writes the login to a new file with mode 0600 and moves it into
-// place, so that the credentials are never readable by others, not even
-// for a moment.
-func saveLogin(l storedLogin) (string, error) {
-	path, err := credentialsPath()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("storing the login: %w", err)
-	}
-	body, err := json.MarshalIndent(l, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("storing the login: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".credentials-*.json")
-	if err != nil {
-		return "", fmt.Errorf("storing the login: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("storing the login: %w", err)
-	}
-	if _, err := tmp.Write(append(body, '\n')); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("storing the login: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("storing the login: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("storing the login: %w", err)
-	}
-	return path, nil
-}
-
-// sameRegistry compares registry URLs, ignoring a trailing slash.
-func sameRegistry(a, b string) bool {
-	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // client talks to the management API as one user.
@@ -116,68 +50,56 @@ type client struct {
 }
 
 // client resolves where and as whom to talk: flags and environment first,
-// then the stored login, then the defaults. The stored password is only
-// ever sent to the registry it was stored for, as the user it belongs to.
+// then the stored login (the docker config's login for the registry's
+// host), then the defaults.
 func (f *clientFlags) client(cmd *cobra.Command) (*client, error) {
 	c := &client{in: bufio.NewReader(cmd.InOrStdin())}
-	stored, haveStored, storedErr := loadLogin()
-	useStored := func() (bool, error) { return haveStored, storedErr }
-
-	c.registry = defaultRegistry
+	registry := defaultRegistry
 	switch env := os.Getenv("KEPPEL_REGISTRY_URL"); {
 	case cmd.Flags().Changed("registry"):
-		c.registry = f.registry
+		registry = f.registry
 	case env != "":
-		c.registry = env
+		registry = env
 	default:
-		ok, err := useStored()
+		stored, err := credentials.DefaultRegistry()
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			c.registry = stored.Registry
+		if stored != "" {
+			registry = stored
 		}
 	}
-	base, err := url.Parse(c.registry)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("--registry %q must be an http(s) URL", c.registry)
+	var err error
+	if c.registry, err = registryURL(registry); err != nil {
+		return nil, fmt.Errorf("--registry: %w", err)
 	}
-	haveStored = haveStored && sameRegistry(c.registry, stored.Registry)
 
-	c.username = "admin"
-	switch env := os.Getenv("KEPPEL_USERNAME"); {
-	case cmd.Flags().Changed("username"):
-		c.username = f.username
-	case env != "":
-		c.username = env
-	default:
-		ok, err := useStored()
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			c.username = stored.Username
-		}
-	}
-	haveStored = haveStored && c.username == stored.Username
-
+	userGiven := cmd.Flags().Changed("username") || os.Getenv("KEPPEL_USERNAME") != ""
+	c.username = f.username
 	switch env := os.Getenv("KEPPEL_PASSWORD"); {
 	case f.passwordStdin:
 		if c.password, err = c.readLine("password"); err != nil {
 			return nil, err
 		}
+		return c, nil
 	case env != "":
 		c.password = env
-	default:
-		ok, err := useStored()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, errors.New("no password: set KEPPEL_PASSWORD, use --password-stdin, or run `keppel login`")
-		}
-		c.password = stored.Password
+		return c, nil
 	}
+	host, err := credentials.Host(c.registry)
+	if err != nil {
+		return nil, err
+	}
+	stored, found, err := credentials.Lookup(host)
+	if err != nil {
+		return nil, err
+	}
+	// A stored login is used as the user it belongs to, never with the
+	// password of another user name.
+	if !found || (userGiven && stored.Username != c.username) {
+		return nil, fmt.Errorf("no password for %s at %s: run `keppel login %s`, set KEPPEL_PASSWORD, or use --password-stdin", c.username, host, host)
+	}
+	c.username, c.password = stored.Username, stored.Password
 	return c, nil
 }
 
@@ -258,41 +180,59 @@ func printJSON(w io.Writer, v any) error {
 func newLoginCommand() *cobra.Command {
 	var flags clientFlags
 	cmd := &cobra.Command{
-		Use:   "login",
-		Short: "Check credentials and store them for the other client commands",
+		Use:   "login [REGISTRY]",
+		Short: "Check a user name and password and store them for keppel, docker, podman and crane",
 		Long: `Login checks the user name and password (or API key) with the registry and
-stores them in keppel/credentials.json in the user's config directory, readable
-only by the user. The password comes from KEPPEL_PASSWORD or standard input.
-Client commands use the stored login when flags and environment do not say
-otherwise, and only for the registry it was stored for.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			registry := strings.TrimSuffix(flags.registry, "/")
-			base, err := url.Parse(registry)
-			if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-				return fmt.Errorf("--registry %q must be an http(s) URL", flags.registry)
+stores them the way docker login does: in the docker config
+($DOCKER_CONFIG/config.json, by default ~/.docker/config.json, readable only
+by you), or through the credential helper that file names. docker, podman,
+crane and the other OCI clients find the login there too. The registry also
+becomes the default of the keppel client commands.
+
+REGISTRY is a URL or a host (127.0.0.1:5000; hosts on loopback are reached
+over plain HTTP, others over HTTPS); without it, --registry or
+KEPPEL_REGISTRY_URL. The password comes from KEPPEL_PASSWORD, or standard
+input (--password-stdin, or typed when asked).`,
+		Example: `  keppel login 127.0.0.1:5000 --username admin
+  echo "$PASSWORD" | keppel login registry.example --username ci --password-stdin`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			registry := flags.registry
+			if len(args) == 1 {
+				registry = args[0]
+			}
+			registry, err := registryURL(registry)
+			if err != nil {
+				return err
+			}
+			host, err := credentials.Host(registry)
+			if err != nil {
+				return err
 			}
 			c := &client{registry: registry, username: flags.username, in: bufio.NewReader(cmd.InOrStdin())}
 			if env := os.Getenv("KEPPEL_PASSWORD"); env != "" && !flags.passwordStdin {
 				c.password = env
 			} else {
-				if f, ok := cmd.InOrStdin().(*os.File); ok {
+				if f, ok := cmd.InOrStdin().(*os.File); ok && !flags.passwordStdin {
 					if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
 						fmt.Fprint(cmd.ErrOrStderr(), "Password (it will be echoed): ")
 					}
 				}
 				if c.password, err = c.readLine("password"); err != nil {
-					return err
+					return fmt.Errorf("%w: set KEPPEL_PASSWORD or pipe it in with --password-stdin", err)
 				}
 			}
 			if _, err := c.do(cmd, http.MethodGet, "/keppel/v1/auth", nil, nil); err != nil {
 				return fmt.Errorf("login failed: %w", err)
 			}
-			path, err := saveLogin(storedLogin{Registry: registry, Username: c.username, Password: c.password})
+			where, err := credentials.Store(host, credentials.Login{Username: c.username, Password: c.password})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "logged in to %s as %s (credentials stored in %s)\n", registry, c.username, path)
+			if err := credentials.SetDefaultRegistry(registry); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "logged in to %s as %s (login stored in %s)\n", registry, c.username, where)
 			return nil
 		},
 	}
@@ -301,25 +241,51 @@ otherwise, and only for the registry it was stored for.`,
 }
 
 func newLogoutCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "logout",
-		Short: "Remove the stored login",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, err := credentialsPath()
+	var flags clientFlags
+	cmd := &cobra.Command{
+		Use:   "logout [REGISTRY]",
+		Short: "Remove the stored login for a registry",
+		Long: `Logout removes the login for the registry (default: the registry logged in
+to last) from the docker config or its credential helper.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			registry := flags.registry
+			if len(args) == 1 {
+				registry = args[0]
+			} else if !cmd.Flags().Changed("registry") && os.Getenv("KEPPEL_REGISTRY_URL") == "" {
+				stored, err := credentials.DefaultRegistry()
+				if err != nil {
+					return err
+				}
+				if stored != "" {
+					registry = stored
+				}
+			}
+			registry, err := registryURL(registry)
 			if err != nil {
 				return err
 			}
-			err = os.Remove(path)
-			if errors.Is(err, fs.ErrNotExist) {
-				fmt.Fprintln(cmd.OutOrStdout(), "not logged in")
+			host, err := credentials.Host(registry)
+			if err != nil {
+				return err
+			}
+			found, err := credentials.Erase(host)
+			if err != nil {
+				return err
+			}
+			if stored, err := credentials.DefaultRegistry(); err == nil && stored == registry {
+				if err := credentials.SetDefaultRegistry(""); err != nil {
+					return err
+				}
+			}
+			if !found {
+				fmt.Fprintf(cmd.OutOrStdout(), "not logged in to %s\n", host)
 				return nil
 			}
-			if err != nil {
-				return fmt.Errorf("removing the stored login: %w", err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "logged out")
+			fmt.Fprintf(cmd.OutOrStdout(), "logged out of %s\n", host)
 			return nil
 		},
 	}
+	flags.register(cmd)
+	return cmd
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -84,21 +83,17 @@ func cutHost(ref string) (host, rest string, ok bool) {
 }
 
 // validateAuth returns the credentials for the registry: from the
-// environment, or the stored login if it is for this registry.
+// environment, or the login stored for it in the docker config (by
+// `keppel login` or `docker login`), or none.
 func validateAuth(reg name.Registry) (authn.Authenticator, error) {
 	if user, pw := os.Getenv("KEPPEL_USERNAME"), os.Getenv("KEPPEL_PASSWORD"); user != "" && pw != "" {
 		return &authn.Basic{Username: user, Password: pw}, nil
 	}
-	stored, found, err := loadLogin()
+	auth, err := authn.DefaultKeychain.Resolve(reg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the login for %s: %w (run `keppel login %[1]s` again)", reg.RegistryStr(), err)
 	}
-	if found {
-		if u, err := url.Parse(stored.Registry); err == nil && u.Host == reg.RegistryStr() {
-			return &authn.Basic{Username: stored.Username, Password: stored.Password}, nil
-		}
-	}
-	return authn.Anonymous, nil
+	return auth, nil
 }
 
 // validator pulls and checks an image or index, counting what it checked.
