@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"keppel/internal/cli/output"
 )
 
 type clientFlags struct {
@@ -74,15 +75,16 @@ func newAccountCommand() *cobra.Command {
 			if err := create.call(cmd, http.MethodPut, "/keppel/v1/accounts/"+url.PathEscape(args[0]), body, &out); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "account %s (auth tenant %s) is ready\n", out.Account.Name, out.Account.AuthTenantID)
-			return nil
+			return printResult(cmd, out.Account, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "account %s (auth tenant %s) is ready\n", out.Account.Name, out.Account.AuthTenantID)
+				return err
+			})
 		},
 	}
 	create.register(createCmd)
 	createCmd.Flags().StringVar(&tenant, "auth-tenant-id", "", "auth tenant that owns the account")
 
 	var list clientFlags
-	var asJSON bool
 	listCmd := &cobra.Command{
 		Use:   "list",
 		Short: "List accounts",
@@ -94,25 +96,20 @@ func newAccountCommand() *cobra.Command {
 			if err := list.call(cmd, http.MethodGet, "/keppel/v1/accounts", nil, &out); err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out.Accounts)
-			}
-			fmt.Fprintf(w, "%-32s %-32s %s\n", "NAME", "AUTH TENANT", "STATE")
-			for _, a := range out.Accounts {
-				state := a.State
-				if state == "" {
-					state = "active"
+			return printResult(cmd, out.Accounts, func(w io.Writer) error {
+				output.Row(w, "NAME", "AUTH TENANT", "STATE")
+				for _, a := range out.Accounts {
+					state := a.State
+					if state == "" {
+						state = "active"
+					}
+					output.Row(w, a.Name, a.AuthTenantID, state)
 				}
-				fmt.Fprintf(w, "%-32s %-32s %s\n", a.Name, a.AuthTenantID, state)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	list.register(listCmd)
-	listCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
 	cmd.AddCommand(createCmd, listCmd)
 	return cmd

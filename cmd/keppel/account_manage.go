@@ -7,6 +7,8 @@ import (
 	"net/url"
 
 	"github.com/spf13/cobra"
+
+	"keppel/internal/cli/output"
 )
 
 // withAccountManagement adds the show and delete subcommands to the account
@@ -20,7 +22,6 @@ func accountPath(name string) string { return "/keppel/v1/accounts/" + url.PathE
 
 func newAccountShowCommand() *cobra.Command {
 	var flags clientFlags
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show an account with its policies",
@@ -33,8 +34,8 @@ func newAccountShowCommand() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(w, out.Account)
+			if f := formatOf(cmd); f != output.Table {
+				return output.Write(w, f, out.Account, nil)
 			}
 			var a struct {
 				accountJSON
@@ -68,7 +69,6 @@ func newAccountShowCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"keppel/internal/cli/output"
 )
 
 type quotaValueJSON struct {
@@ -37,9 +39,9 @@ func limitText(v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-func printQuota(w io.Writer, tenant string, q quotaJSON, asJSON bool) error {
-	if asJSON {
-		return printJSON(w, q)
+func printQuota(w io.Writer, tenant string, q quotaJSON, f output.Format) error {
+	if f != output.Table {
+		return output.Write(w, f, q, nil)
 	}
 	tw := newTable(w)
 	fmt.Fprintln(tw, "RESOURCE\tQUOTA\tUSAGE")
@@ -56,7 +58,6 @@ func printQuota(w io.Writer, tenant string, q quotaJSON, asJSON bool) error {
 
 func newQuotaShowCommand() *cobra.Command {
 	var flags clientFlags
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show TENANT",
 		Short: "Show an auth tenant's quota and usage",
@@ -66,18 +67,16 @@ func newQuotaShowCommand() *cobra.Command {
 			if err := flags.call(cmd, http.MethodGet, quotaPath(args[0]), nil, &q); err != nil {
 				return err
 			}
-			return printQuota(cmd.OutOrStdout(), args[0], q, asJSON)
+			return printQuota(cmd.OutOrStdout(), args[0], q, formatOf(cmd))
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
 func newQuotaSetCommand() *cobra.Command {
 	var flags clientFlags
 	var manifests, bytes int64
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "set TENANT [--manifests N] [--bytes N]",
 		Short: "Set an auth tenant's quota (server administrators only; -1 is unlimited)",
@@ -97,12 +96,11 @@ func newQuotaSetCommand() *cobra.Command {
 			if err := flags.call(cmd, http.MethodPut, quotaPath(args[0]), body, &q); err != nil {
 				return err
 			}
-			return printQuota(cmd.OutOrStdout(), args[0], q, asJSON)
+			return printQuota(cmd.OutOrStdout(), args[0], q, formatOf(cmd))
 		},
 	}
 	flags.register(cmd)
 	cmd.Flags().Int64Var(&manifests, "manifests", 0, "maximum number of manifests (-1: unlimited)")
 	cmd.Flags().Int64Var(&bytes, "bytes", 0, "maximum bytes of blobs (-1: unlimited)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

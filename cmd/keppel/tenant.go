@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/spf13/cobra"
+
+	"keppel/internal/cli/output"
 )
 
 func newTenantCommand() *cobra.Command {
@@ -17,7 +19,6 @@ func newTenantCommand() *cobra.Command {
 
 func newTenantMembersCommand() *cobra.Command {
 	var flags clientFlags
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "members TENANT",
 		Short: "List the users with a role in an auth tenant",
@@ -29,8 +30,8 @@ func newTenantMembersCommand() *cobra.Command {
 			if err := flags.call(cmd, http.MethodGet, "/keppel/v1/tenants/"+url.PathEscape(args[0])+"/members", nil, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), out.Members)
+			if f := formatOf(cmd); f != output.Table {
+				return output.Write(cmd.OutOrStdout(), f, out.Members, nil)
 			}
 			users := make([]string, 0, len(out.Members))
 			for u := range out.Members {
@@ -46,6 +47,5 @@ func newTenantMembersCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

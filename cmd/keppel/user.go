@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"keppel/internal/cli/output"
 )
 
 type userJSON struct {
@@ -58,7 +60,6 @@ func newUserCommand() *cobra.Command {
 
 func newUserListCommand() *cobra.Command {
 	var flags clientFlags
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List users with their roles (server administrators only)",
@@ -70,8 +71,8 @@ func newUserListCommand() *cobra.Command {
 			if err := flags.call(cmd, http.MethodGet, "/keppel/v1/users", nil, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), out.Users)
+			if f := formatOf(cmd); f != output.Table {
+				return output.Write(cmd.OutOrStdout(), f, out.Users, nil)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "NAME\tADMIN\tROLES")
@@ -82,7 +83,6 @@ func newUserListCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
@@ -239,7 +239,6 @@ func newAPIKeyCreateCommand() *cobra.Command {
 	var flags clientFlags
 	var user string
 	var days int
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an API key and print it (it cannot be shown again)",
@@ -260,8 +259,8 @@ func newAPIKeyCreateCommand() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(w, out.APIKey)
+			if f := formatOf(cmd); f != output.Table {
+				return output.Write(w, f, out.APIKey, nil)
 			}
 			k := out.APIKey
 			fmt.Fprintf(cmd.ErrOrStderr(), "API key %s (%s) created, expires %s; store it now, it cannot be shown again:\n", k.ID, k.Name, orNever(k.ExpiresAt))
@@ -272,14 +271,12 @@ func newAPIKeyCreateCommand() *cobra.Command {
 	flags.register(cmd)
 	cmd.Flags().StringVar(&user, "user", "", "user whose key it is (default: you)")
 	cmd.Flags().IntVar(&days, "expires-in-days", 0, "let the key expire after this many days (default: never)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
 func newAPIKeyListCommand() *cobra.Command {
 	var flags clientFlags
 	var user string
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List API keys (without their secrets)",
@@ -295,8 +292,8 @@ func newAPIKeyListCommand() *cobra.Command {
 			if _, err := c.do(cmd, http.MethodGet, keysPath(c, user), nil, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), out.APIKeys)
+			if f := formatOf(cmd); f != output.Table {
+				return output.Write(cmd.OutOrStdout(), f, out.APIKeys, nil)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES\tSTATE")
@@ -317,7 +314,6 @@ func newAPIKeyListCommand() *cobra.Command {
 	}
 	flags.register(cmd)
 	cmd.Flags().StringVar(&user, "user", "", "user whose keys to list (default: you)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 

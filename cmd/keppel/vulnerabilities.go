@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"keppel/internal/cli/output"
 )
 
 // vulnerabilityReportJSON is the part of the builtin scanner's report that
@@ -35,7 +37,6 @@ type vulnerabilityReportJSON struct {
 
 func newVulnerabilitiesCommand() *cobra.Command {
 	var flags clientFlags
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "vulnerabilities ACCOUNT/REPOSITORY(:TAG|@DIGEST)",
 		Short: "Show the vulnerability status and report of a manifest as a table",
@@ -75,15 +76,13 @@ func newVulnerabilitiesCommand() *cobra.Command {
 			if err := flags.call(cmd, http.MethodGet, base+"/"+digest+"/vulnerability_report", nil, &raw); err != nil {
 				return fmt.Errorf("status %s; %w", status, err)
 			}
-			if asJSON {
-				_, err := cmd.OutOrStdout().Write(append(raw, '\n'))
-				return err
+			if f := formatOf(cmd); f != output.Table {
+				return output.Write(cmd.OutOrStdout(), f, map[string]any{"digest": digest, "vulnerability_status": status, "report": raw}, nil)
 			}
 			return printVulnerabilities(cmd.OutOrStdout(), digest, status, raw)
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
 

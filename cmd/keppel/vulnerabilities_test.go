@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"gopkg.in/yaml.v3"
 
 	"keppel/internal/test"
 )
@@ -76,8 +79,27 @@ func TestVulnerabilitiesCommand(t *testing.T) {
 			t.Errorf("vulnerabilities printed %q, without %q (error %v)", out, want, err)
 		}
 	}
-	if out := mustRun(t, "", "vulnerabilities", "test/app:v1", "--json"); !strings.Contains(out, `"vulnerabilities":[{"id":"ALPINE-TEST-0002"`) {
-		t.Errorf("vulnerabilities --json printed %q", out)
+	for _, format := range []string{"json", "yaml"} {
+		var got struct {
+			Digest string `json:"digest" yaml:"digest"`
+			Status string `json:"vulnerability_status" yaml:"vulnerability_status"`
+			Report struct {
+				Vulnerabilities []struct {
+					ID string `json:"id" yaml:"id"`
+				} `json:"vulnerabilities" yaml:"vulnerabilities"`
+			} `json:"report" yaml:"report"`
+		}
+		out := mustRun(t, "", "vulnerabilities", "test/app:v1", "-o", format)
+		var err error
+		if format == "json" {
+			err = json.Unmarshal([]byte(out), &got)
+		} else {
+			err = yaml.Unmarshal([]byte(out), &got)
+		}
+		if err != nil || got.Status != "High" || !strings.HasPrefix(got.Digest, "sha256:") ||
+			len(got.Report.Vulnerabilities) != 1 || got.Report.Vulnerabilities[0].ID != "ALPINE-TEST-0002" {
+			t.Errorf("vulnerabilities -o %s printed %q (%v)", format, out, err)
+		}
 	}
 	wantRunError(t, "has no manifest v2", "", "vulnerabilities", "test/app:v2")
 	wantRunError(t, "is not ACCOUNT/REPOSITORY", "", "vulnerabilities", "app")
