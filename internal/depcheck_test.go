@@ -45,6 +45,12 @@ var (
 	// `go list` does not count their imports in Deps).
 	driverUsers = []string{"keppel/cmd", "keppel/internal/server", "keppel/internal/test"}
 
+	// narrowPackages may depend only on the listed packages of the module
+	// (besides themselves): tools that work on the store interfaces alone.
+	narrowPackages = map[string][]string{
+		"keppel/internal/consistency": {"keppel/internal/db", "keppel/internal/storage", "keppel/internal/models"},
+	}
+
 	// forbiddenPathParts must not occur in any package path of the module.
 	forbiddenPathParts = []string{"/util", "/common"}
 )
@@ -95,6 +101,11 @@ func dependencyViolations(pkgs []goPackage) []string {
 			if inAnyTree(p.ImportPath, storeTrees) && inAnyTree(dep, storeForbidden) {
 				out = append(out, fmt.Sprintf("%s depends on %s, but store layers must not depend on %s",
 					p.ImportPath, dep, strings.Join(storeForbidden, ", ")))
+			}
+			if allowed, narrow := narrowPackages[p.ImportPath]; narrow && !slices.Contains(allowed, dep) {
+				out = append(out, fmt.Sprintf("%s depends on %s, but may only depend on %s",
+					p.ImportPath, dep, strings.Join(allowed, ", ")))
+				continue
 			}
 			if inAnyTree(dep, driverTrees) && !inAnyTree(p.ImportPath, driverUsers) && !sameDriver(p.ImportPath, dep) {
 				out = append(out, fmt.Sprintf("%s depends on the concrete driver %s, but only %s may",
@@ -181,6 +192,7 @@ func TestDependencyRules(t *testing.T) {
 		{ImportPath: "keppel/internal/storage/fs", Deps: []string{"keppel/internal/storage"}},
 		{ImportPath: "keppel/internal/oci", Deps: []string{"github.com/opencontainers/go-digest", "encoding/json"}},
 		{ImportPath: "keppel/internal/models"},
+		{ImportPath: "keppel/internal/consistency", Deps: []string{"keppel/internal/db", "keppel/internal/storage", "keppel/internal/models", "context"}},
 		{ImportPath: "github.com/example/util", Deps: []string{"github.com/example/common"}},
 	}
 	if v := dependencyViolations(clean); len(v) != 0 {
@@ -207,6 +219,7 @@ func TestDependencyRules(t *testing.T) {
 		{"driver subpackage", goPackage{ImportPath: "keppel/internal/janitor", Deps: []string{"keppel/internal/db/postgres/migrations"}}, "concrete driver keppel/internal/db/postgres/migrations"},
 		{"driver imports another driver", goPackage{ImportPath: "keppel/internal/storage/fs", Deps: []string{"keppel/internal/storage/memory"}}, "concrete driver keppel/internal/storage/memory"},
 		{"server lookalike", goPackage{ImportPath: "keppel/internal/serverless", Deps: []string{"keppel/internal/storage/memory"}}, "concrete driver"},
+		{"consistency imports the registry", goPackage{ImportPath: "keppel/internal/consistency", Deps: []string{"keppel/internal/registry"}}, "may only depend on"},
 		{"package named util", goPackage{ImportPath: "keppel/internal/util"}, `contains "/util"`},
 		{"package named utils", goPackage{ImportPath: "keppel/pkg/utils/strings"}, `contains "/util"`},
 		{"package named common", goPackage{ImportPath: "keppel/internal/api/common"}, `contains "/common"`},

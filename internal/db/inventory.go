@@ -14,10 +14,10 @@ type InventoryStore interface {
 	// ListBlobsOfAccount returns every blob of the account, ordered by
 	// digest.
 	ListBlobsOfAccount(ctx context.Context, accountName string) ([]models.Blob, error)
-	// ListManifestCopiesOfAccount returns the manifests of the account
-	// whose copy in the content storage was recorded as written, ordered by
-	// repository name and digest.
-	ListManifestCopiesOfAccount(ctx context.Context, accountName string) ([]ManifestCopyKey, error)
+	// ListManifestsOfAccount returns every manifest of the account, ordered
+	// by repository name and digest, with whether its copy in the content
+	// storage was recorded as written.
+	ListManifestsOfAccount(ctx context.Context, accountName string) ([]ManifestCopyKey, error)
 	// ListUnknownObjects returns the objects of the account's storage that
 	// storage sweeps found unknown to the database, with the time from
 	// which they may be deleted, ordered by kind and name.
@@ -29,10 +29,12 @@ type InventoryStore interface {
 	ForgetBlobContent(ctx context.Context, blobID int64, storageID string) (bool, error)
 }
 
-// ManifestCopyKey names a manifest with its repository's name.
+// ManifestCopyKey names a manifest with its repository's name, and says
+// whether its copy in the content storage was recorded as written.
 type ManifestCopyKey struct {
 	ManifestKey
-	RepoName string
+	RepoName  string
+	InStorage bool
 }
 
 // UnknownObject is an object that a storage sweep found unknown to the

@@ -31,26 +31,26 @@ func (s *Store) ListBlobsOfAccount(ctx context.Context, accountName string) ([]m
 	return out, nil
 }
 
-// ListManifestCopiesOfAccount implements db.InventoryStore.
-func (s *Store) ListManifestCopiesOfAccount(ctx context.Context, accountName string) ([]db.ManifestCopyKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT m.repo_id, r.name, m.digest
+// ListManifestsOfAccount implements db.InventoryStore.
+func (s *Store) ListManifestsOfAccount(ctx context.Context, accountName string) ([]db.ManifestCopyKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT m.repo_id, r.name, m.digest, m.in_storage
 		FROM manifests m JOIN repos r ON r.id = m.repo_id
-		WHERE r.account_name = $1 AND m.in_storage = TRUE
+		WHERE r.account_name = $1
 		ORDER BY r.name, m.digest`, accountName)
 	if err != nil {
-		return nil, fmt.Errorf("list manifest copies of account %q: %w", accountName, err)
+		return nil, fmt.Errorf("list manifests of account %q: %w", accountName, err)
 	}
 	defer rows.Close()
 	out := []db.ManifestCopyKey{}
 	for rows.Next() {
 		var k db.ManifestCopyKey
-		if err := rows.Scan(&k.RepositoryID, &k.RepoName, &k.Digest); err != nil {
-			return nil, fmt.Errorf("list manifest copies of account %q: %w", accountName, err)
+		if err := rows.Scan(&k.RepositoryID, &k.RepoName, &k.Digest, &k.InStorage); err != nil {
+			return nil, fmt.Errorf("list manifests of account %q: %w", accountName, err)
 		}
 		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list manifest copies of account %q: %w", accountName, err)
+		return nil, fmt.Errorf("list manifests of account %q: %w", accountName, err)
 	}
 	return out, nil
 }
