@@ -11,9 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -30,12 +27,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), withAccountManagement(newAccountCommand()), newUserCommand(), newTenantCommand(), newQuotaCommand(), newLoginCommand(), newLogoutCommand(), newBenchCommand(), newValidateCommand(), newVulnerabilitiesCommand(), &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "keppel", version)
-		},
-	})
+	root.AddCommand(newServerCommand(), withAccountManagement(newAccountCommand()), newUserCommand(), newTenantCommand(), newQuotaCommand(), newLoginCommand(), newLogoutCommand(), newBenchCommand(), newValidateCommand(), newVulnerabilitiesCommand(), newVersionCommand())
 	return root
 }
