@@ -49,38 +49,82 @@ func dialect() sqlcore.Dialect {
 // connection string) and brings its schema up to date. Several processes
 // may open the same database at once: they migrate one after the other.
 func Open(ctx context.Context, url string, opts ...sqlcore.Option) (db.Store, error) {
-	cfg, err := pgx.ParseConfig(url)
+	sqlDB, cfg, err := openDB(url)
 	if err != nil {
-		// The error text may quote the URL, password included.
-		return nil, errors.New("postgres: cannot parse the database URL")
+		return nil, err
 	}
-	sqlDB := stdlib.OpenDB(*cfg)
-	sqlDB.SetMaxOpenConns(20)
-	sqlDB.SetMaxIdleConns(10)
-	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	sqlDB.SetConnMaxLifetime(time.Hour)
-
-	if err := migrate(ctx, sqlDB); err != nil {
+	if _, err := migrate(ctx, sqlDB); err != nil {
 		_ = sqlDB.Close() // report the original problem
 		return nil, fmt.Errorf("postgres: open database %q on %s: %w", cfg.Database, cfg.Host, err)
 	}
 	return sqlcore.New(sqlDB, dialect(), opts...), nil
 }
 
-// migrate applies the migrations while holding the advisory lock, on one
-// connection, since the lock belongs to the session.
-func migrate(ctx context.Context, sqlDB *sql.DB) error {
+// openDB opens the connection pool of the database at url.
+func openDB(url string) (*sql.DB, *pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// The error text may quote the URL, password included.
+		return nil, nil, errors.New("postgres: cannot parse the database URL")
+	}
+	sqlDB := stdlib.OpenDB(*cfg)
+	sqlDB.SetMaxOpenConns(20)
+	sqlDB.SetMaxIdleConns(10)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	sqlDB.SetConnMaxLifetime(time.Hour)
+	return sqlDB, cfg, nil
+}
+
+// Migrate brings the schema of the database at url up to date, as Open
+// does, and returns the migrations that it applied.
+func Migrate(ctx context.Context, url string) ([]sqlcore.Migration, error) {
+	sqlDB, cfg, err := openDB(url)
+	if err != nil {
+		return nil, err
+	}
+	defer sqlDB.Close()
+	applied, err := migrate(ctx, sqlDB)
+	if err != nil {
+		return applied, fmt.Errorf("postgres: migrate database %q on %s: %w", cfg.Database, cfg.Host, err)
+	}
+	return applied, nil
+}
+
+// MigrationStatus tells which migrations the database at url has, without
+// changing it.
+func MigrationStatus(ctx context.Context, url string) ([]sqlcore.MigrationStatus, error) {
 	migrations, err := sqlcore.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
-		return err
+		return nil, err
+	}
+	sqlDB, cfg, err := openDB(url)
+	if err != nil {
+		return nil, err
+	}
+	defer sqlDB.Close()
+	st, err := sqlcore.MigrationStatuses(ctx, sqlDB,
+		`SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL`, migrations)
+	if err != nil {
+		return st, fmt.Errorf("postgres: database %q on %s: %w", cfg.Database, cfg.Host, err)
+	}
+	return st, nil
+}
+
+// migrate applies the migrations while holding the advisory lock, on one
+// connection, since the lock belongs to the session. It returns the
+// migrations that it applied.
+func migrate(ctx context.Context, sqlDB *sql.DB) ([]sqlcore.Migration, error) {
+	migrations, err := sqlcore.LoadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
 	}
 	conn, err := sqlDB.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
-		return fmt.Errorf("take migration lock: %w", err)
+		return nil, fmt.Errorf("take migration lock: %w", err)
 	}
 	defer func() {
 		_, unlockErr := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey)

@@ -72,60 +72,122 @@ type Migrator interface {
 // table schema_migrations and applies every missing migration in its own
 // transaction, checking again inside that transaction that no one else has
 // applied it meanwhile. It refuses to work on a database whose schema is
-// newer than the newest known migration.
-func Migrate(ctx context.Context, m Migrator, migrations []Migration) error {
+// newer than the newest known migration. It returns the migrations that it
+// applied (none if the schema was current).
+func Migrate(ctx context.Context, m Migrator, migrations []Migration) ([]Migration, error) {
 	_, err := m.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    BIGINT NOT NULL PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at BIGINT NOT NULL
 	)`)
 	if err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var current sql.NullInt64
 	if err := m.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+		return nil, fmt.Errorf("read schema version: %w", err)
 	}
 	if len(migrations) > 0 && current.Int64 > migrations[len(migrations)-1].Version {
-		return fmt.Errorf("database schema version %d is newer than this program knows (%d)",
+		return nil, fmt.Errorf("database schema version %d is newer than this program knows (%d)",
 			current.Int64, migrations[len(migrations)-1].Version)
 	}
+	applied := []Migration{}
 	for _, mig := range migrations {
-		if err := applyMigration(ctx, m, mig); err != nil {
-			return err
+		done, err := applyMigration(ctx, m, mig)
+		if err != nil {
+			return applied, err
+		}
+		if done {
+			applied = append(applied, mig)
 		}
 	}
-	return nil
+	return applied, nil
 }
 
-func applyMigration(ctx context.Context, m Migrator, mig Migration) (err error) {
+// MigrationStatus is a known migration and whether (and when) the database
+// has it.
+type MigrationStatus struct {
+	Migration
+	Applied   bool
+	AppliedAt time.Time
+}
+
+// MigrationStatuses tells which of the migrations the database has,
+// without changing anything. hasTable is a query that yields one row if
+// the table schema_migrations exists and none otherwise (a database that
+// was never migrated).
+func MigrationStatuses(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, hasTable string, migrations []Migration) ([]MigrationStatus, error) {
+	rows, err := q.QueryContext(ctx, hasTable)
+	if err != nil {
+		return nil, fmt.Errorf("look for schema_migrations: %w", err)
+	}
+	exists := rows.Next()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look for schema_migrations: %w", err)
+	}
+	appliedAt := map[int64]time.Time{}
+	if exists {
+		rows, err := q.QueryContext(ctx, `SELECT version, applied_at FROM schema_migrations`)
+		if err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var version, at int64
+			if err := rows.Scan(&version, &at); err != nil {
+				return nil, fmt.Errorf("read schema_migrations: %w", err)
+			}
+			appliedAt[version] = time.Unix(at, 0)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+	}
+	out := make([]MigrationStatus, 0, len(migrations))
+	for _, mig := range migrations {
+		at, ok := appliedAt[mig.Version]
+		out = append(out, MigrationStatus{Migration: mig, Applied: ok, AppliedAt: at})
+		delete(appliedAt, mig.Version)
+	}
+	for version := range appliedAt {
+		return out, fmt.Errorf("database schema has version %d, which this program does not know", version)
+	}
+	return out, nil
+}
+
+// applyMigration applies one migration unless the database has it, and
+// reports whether it did.
+func applyMigration(ctx context.Context, m Migrator, mig Migration) (applied bool, err error) {
 	tx, err := m.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migration %s: begin: %w", mig.Name, err)
+		return false, fmt.Errorf("migration %s: begin: %w", mig.Name, err)
 	}
 	defer func() {
 		if err != nil {
 			_ = tx.Rollback() // err says what went wrong
 		}
 	}()
-	var applied int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations WHERE version = $1`, mig.Version).Scan(&applied)
+	var present int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations WHERE version = $1`, mig.Version).Scan(&present)
 	switch {
 	case err == nil:
-		return tx.Commit() // nothing to do
+		return false, tx.Commit() // nothing to do
 	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("migration %s: check version: %w", mig.Name, err)
+		return false, fmt.Errorf("migration %s: check version: %w", mig.Name, err)
 	}
 	if _, err = tx.ExecContext(ctx, mig.SQL); err != nil {
-		return fmt.Errorf("migration %s: %w", mig.Name, err)
+		return false, fmt.Errorf("migration %s: %w", mig.Name, err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
 		mig.Version, mig.Name, time.Now().Unix())
 	if err != nil {
-		return fmt.Errorf("migration %s: record version: %w", mig.Name, err)
+		return false, fmt.Errorf("migration %s: record version: %w", mig.Name, err)
 	}
 	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", mig.Name, err)
+		return false, fmt.Errorf("migration %s: commit: %w", mig.Name, err)
 	}
-	return nil
+	return true, nil
 }

@@ -49,13 +49,56 @@ func dialect() sqlcore.Dialect {
 // Open opens (creating if needed) the SQLite database in the file at path, or
 // an in-memory database for MemoryPath, and brings its schema up to date.
 func Open(ctx context.Context, path string, opts ...sqlcore.Option) (db.Store, error) {
+	sqlDB, _, err := open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return sqlcore.New(sqlDB, dialect(), opts...), nil
+}
+
+// Migrate brings the schema of the database in the file at path up to
+// date, as Open does, and returns the migrations that it applied.
+func Migrate(ctx context.Context, path string) ([]sqlcore.Migration, error) {
+	sqlDB, applied, err := open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return applied, sqlDB.Close()
+}
+
+// MigrationStatus tells which migrations the database in the file at path
+// has, without changing it (the file must exist).
+func MigrationStatus(ctx context.Context, path string) ([]sqlcore.MigrationStatus, error) {
+	migrations, err := sqlcore.LoadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if path == "" || path == MemoryPath {
+		return nil, fmt.Errorf("sqlite: no database file given (%q)", path)
+	}
+	sqlDB, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	defer sqlDB.Close()
+	st, err := sqlcore.MigrationStatuses(ctx, sqlDB,
+		`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`, migrations)
+	if err != nil {
+		return st, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// open opens the database and migrates its schema; it returns the
+// migrations that it applied.
+func open(ctx context.Context, path string) (*sql.DB, []sqlcore.Migration, error) {
 	if path == "" {
-		return nil, errors.New("sqlite: no database path given")
+		return nil, nil, errors.New("sqlite: no database path given")
 	}
 	inMemory := path == MemoryPath
 	connector, err := sqlite.NewConnector(dsn(path, inMemory))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	sqlDB := sql.OpenDB(stmtCachingConnector{connector})
 	if inMemory {
@@ -75,11 +118,12 @@ func Open(ctx context.Context, path string, opts ...sqlcore.Option) (db.Store, e
 		sqlDB.SetConnMaxLifetime(0)
 	}
 
-	if err := prepare(ctx, sqlDB, inMemory); err != nil {
+	applied, err := prepare(ctx, sqlDB, inMemory)
+	if err != nil {
 		_ = sqlDB.Close() // report the original problem
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return sqlcore.New(sqlDB, dialect(), opts...), nil
+	return sqlDB, applied, nil
 }
 
 // dsn builds the driver's connection string: a SQLite URI with the pragmas
@@ -102,27 +146,28 @@ func dsn(path string, inMemory bool) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + strings.Join(params, "&")
 }
 
-// prepare checks the connection settings and migrates the schema.
-func prepare(ctx context.Context, sqlDB *sql.DB, inMemory bool) error {
+// prepare checks the connection settings and migrates the schema; it
+// returns the migrations that it applied.
+func prepare(ctx context.Context, sqlDB *sql.DB, inMemory bool) ([]sqlcore.Migration, error) {
 	var foreignKeys int
 	if err := sqlDB.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&foreignKeys); err != nil {
-		return fmt.Errorf("check foreign_keys: %w", err)
+		return nil, fmt.Errorf("check foreign_keys: %w", err)
 	}
 	if foreignKeys != 1 {
-		return errors.New("foreign keys could not be enabled")
+		return nil, errors.New("foreign keys could not be enabled")
 	}
 	if !inMemory {
 		var mode string
 		if err := sqlDB.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
-			return fmt.Errorf("check journal_mode: %w", err)
+			return nil, fmt.Errorf("check journal_mode: %w", err)
 		}
 		if !strings.EqualFold(mode, "wal") {
-			return fmt.Errorf("journal mode is %q, not WAL", mode)
+			return nil, fmt.Errorf("journal mode is %q, not WAL", mode)
 		}
 	}
 	migrations, err := sqlcore.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	return sqlcore.Migrate(ctx, sqlDB, migrations)
 }
