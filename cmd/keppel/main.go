@@ -27,6 +27,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), withAccountManagement(newAccountCommand()), newUserCommand(), newTenantCommand(), newQuotaCommand(), newLoginCommand(), newLogoutCommand(), newBenchCommand(), newValidateCommand(), newVulnerabilitiesCommand(), newVersionCommand(), newHealthcheckCommand())
+	root.AddCommand(newServerCommand(), withAccountManagement(newAccountCommand()), newUserCommand(), newTenantCommand(), newQuotaCommand(), newLoginCommand(), newLogoutCommand(), newBenchCommand(), newValidateCommand(), newVulnerabilitiesCommand(), newPushCommand(), newPullCommand(), newCopyCommand(), newVersionCommand(), newHealthcheckCommand())
 	return root
 }

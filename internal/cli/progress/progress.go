@@ -97,21 +97,20 @@ func (b *Bar) Updates() chan<- v1.Update {
 	if b == nil {
 		return nil
 	}
-	// The previous channel is closed when its transfer returned; what it
-	// still holds counts before this one starts.
-	b.drain.Wait()
 	ch := make(chan v1.Update, 16)
-	base := b.done.Load()
-	baseTotal := b.total.Load()
 	b.drain.Add(1)
 	go func() {
 		defer b.drain.Done()
+		// Each update has the totals of its transfer; what changed
+		// since the last one is added, so that transfers may overlap.
+		var done, total int64
 		for u := range ch {
 			if u.Error != nil {
 				continue
 			}
-			b.total.Store(baseTotal + u.Total)
-			b.done.Store(base + u.Complete)
+			b.done.Add(u.Complete - done)
+			b.total.Add(u.Total - total)
+			done, total = u.Complete, u.Total
 		}
 	}()
 	return ch
