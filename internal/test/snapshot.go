@@ -22,13 +22,21 @@ var snapshotTables = []string{
 }
 
 // Snapshot returns a textual dump of the server's whole state: every row
-// of the metadata tables (SQLite servers only) and every file in storage
-// with its size. Two equal snapshots mean that nothing changed.
+// of the metadata tables (on SQLite or PostgreSQL) and every file in
+// storage with its size. Two equal snapshots mean that nothing changed.
 func (s *Server) Snapshot(t testing.TB) string {
 	t.Helper()
 	s.WaitForManifestCopies(t)
 	var b strings.Builder
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.DataDir, "keppel.db")+"?mode=ro")
+	var (
+		db  *sql.DB
+		err error
+	)
+	if s.postgresURL != "" {
+		db, err = sql.Open("pgx", s.postgresURL)
+	} else {
+		db, err = sql.Open("sqlite", "file:"+filepath.Join(s.DataDir, "keppel.db")+"?mode=ro")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
