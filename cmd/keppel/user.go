@@ -34,9 +34,7 @@ type apiKeyJSON struct {
 	Secret    string  `json:"secret,omitempty"`
 }
 
-func newTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-}
+func newTable(w io.Writer) *tabwriter.Writer { return output.NewTable(w) }
 
 // rolesText renders roles as "tenant=role,…", sorted by tenant.
 func rolesText(roles map[string]string) string {

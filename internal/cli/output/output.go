@@ -64,7 +64,7 @@ func Write(w io.Writer, f Format, v any, table func(tw io.Writer) error) error {
 
 // NewTable returns a writer that aligns tab-separated columns.
 func NewTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
 // Row writes one table row of tab-separated cells.

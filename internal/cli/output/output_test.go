@@ -26,7 +26,7 @@ func TestWrite(t *testing.T) {
 		format Format
 		want   string
 	}{
-		{Table, "NAME                 SIZE\nalpha                x\na-much-longer-name   x\n"},
+		{Table, "NAME                SIZE\nalpha               x\na-much-longer-name  x\n"},
 		{JSON, "[\n  {\n    \"name\": \"alpha\",\n    \"size_bytes\": 12\n  },\n  {\n    \"name\": \"a-much-longer-name\",\n    \"size_bytes\": 3456\n  }\n]\n"},
 		{YAML, "- name: alpha\n  size_bytes: 12\n- name: a-much-longer-name\n  size_bytes: 3456\n"},
 	} {
