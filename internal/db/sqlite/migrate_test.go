@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -8,8 +10,12 @@ import (
 func TestMigrateAndStatus(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "keppel.db")
-	if _, err := MigrationStatus(ctx, path); err == nil {
-		t.Error("MigrationStatus of a missing file succeeded")
+	pending, err := MigrationStatus(ctx, path)
+	if err != nil || len(pending) == 0 || pending[0].Applied {
+		t.Errorf("MigrationStatus of a missing file: %+v, %v", pending, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("MigrationStatus created the file: %v", err)
 	}
 	applied, err := Migrate(ctx, path)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -67,7 +68,7 @@ func Migrate(ctx context.Context, path string) ([]sqlcore.Migration, error) {
 }
 
 // MigrationStatus tells which migrations the database in the file at path
-// has, without changing it (the file must exist).
+// has, without changing it (nor creating it: a missing file has none).
 func MigrationStatus(ctx context.Context, path string) ([]sqlcore.MigrationStatus, error) {
 	migrations, err := sqlcore.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
@@ -75,6 +76,13 @@ func MigrationStatus(ctx context.Context, path string) ([]sqlcore.MigrationStatu
 	}
 	if path == "" || path == MemoryPath {
 		return nil, fmt.Errorf("sqlite: no database file given (%q)", path)
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		out := make([]sqlcore.MigrationStatus, 0, len(migrations))
+		for _, m := range migrations {
+			out = append(out, sqlcore.MigrationStatus{Migration: m})
+		}
+		return out, nil
 	}
 	sqlDB, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
 	if err != nil {
