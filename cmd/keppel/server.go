@@ -39,7 +39,7 @@ KEPPEL_* environment variables, which win. See docs/configuration.md.`,
 		},
 	}
 	cmd.PersistentFlags().StringVar(&configFile, "config", "", "path to the YAML configuration file")
-	cmd.AddCommand(newServerCheckCommand(loadConfig), newServerMigrateCommand(loadConfig))
+	cmd.AddCommand(newServerCheckCommand(loadConfig), newServerMigrateCommand(loadConfig), newServerHealthmonitorCommand())
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "api",
