@@ -36,7 +36,8 @@ of one, with --account) and print where they disagree:
   orphaned_manifest_copy  refer to
 
 Without --repair nothing is changed. The exit code is 1 when something is
-found, 0 when the database and the storage agree.
+found, 0 when the database and the storage agree. The database schema must
+be current (see ` + "`keppel server migrate`" + `).
 
 With --repair:
   * a blob of a primary account whose content is missing (or has another size)
@@ -62,6 +63,16 @@ docs/operator-guide.md, "Checking database against storage".`,
 			cfg, err := loadConfig()
 			if err != nil {
 				return err
+			}
+			// Read-only means the schema too: the check does not migrate.
+			migrations, err := server.DatabaseMigrations(cmd.Context(), cfg)
+			if err != nil {
+				return fmt.Errorf("reading the schema version: %w", err)
+			}
+			for _, m := range migrations {
+				if !m.Applied {
+					return fmt.Errorf("the database schema is not current (%s is pending): run `keppel server migrate` first", m.Name)
+				}
 			}
 			stores, err := server.OpenStores(cmd.Context(), cfg)
 			if err != nil {

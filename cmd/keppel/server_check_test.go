@@ -119,6 +119,12 @@ func testServerCheck(t *testing.T, postgresURL string) {
 		t.Errorf("check of a broken registry returned %v", err)
 	}
 	assertFindings(t, rep, blob.Digest, blob.StorageID, orphan)
+	out, err := run(t, "", "server", "check")
+	if !errors.Is(err, errInconsistent) || !strings.Contains(out, "missing_blob") || !strings.Contains(out, orphan) ||
+		!strings.Contains(out, "2 findings") {
+		t.Errorf("check printed %q, %v", out, err)
+	}
+	t.Logf("check printed:\n%s", out)
 	if after := s.Snapshot(t); after != before {
 		t.Fatalf("check without --repair changed the registry:\n%s", test.DiffLines(before, after))
 	}
@@ -164,7 +170,7 @@ func testServerCheck(t *testing.T, postgresURL string) {
 	if err != nil || len(rep.Findings) != 0 || rep.KnownBroken != 1 {
 		t.Errorf("check after the repair: %v, %+v", err, rep)
 	}
-	out, err := run(t, "", "server", "check")
+	out, err = run(t, "", "server", "check")
 	if err != nil || !strings.Contains(out, "0 findings") || !strings.Contains(out, "1 blobs without content are recorded as broken") {
 		t.Errorf("check after the repair printed %q, %v", out, err)
 	}
@@ -192,5 +198,14 @@ func assertFindings(t *testing.T, rep consistency.Report, digest, storageID, orp
 	}
 	if orphaned.Kind != consistency.KindOrphanedBlob || orphaned.Account != "test" || orphaned.StorageID != orphan {
 		t.Errorf("second finding = %+v, want the orphan %s", orphaned, orphan)
+	}
+}
+
+func TestServerCheckRefusesOldSchema(t *testing.T) {
+	clearConfigEnv(t)
+	t.Setenv("KEPPEL_DATA_DIR", t.TempDir())
+	_, err := run(t, "", "server", "check")
+	if err == nil || !strings.Contains(err.Error(), "run `keppel server migrate` first") {
+		t.Errorf("check of a database without schema: %v", err)
 	}
 }
