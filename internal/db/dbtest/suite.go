@@ -48,6 +48,7 @@ func RunSuite(t *testing.T, newStore func(t *testing.T) db.Store) {
 		{"GCSweeps", testGCSweeps},
 		{"GCSweepProtections", testGCSweepProtections},
 		{"ReconcileUnknownObjects", testReconcileUnknownObjects},
+		{"Inventory", testInventory},
 		{"BlobValidation", testBlobValidation},
 		{"GCPolicyRows", testGCPolicyRows},
 		{"ManifestValidation", testManifestValidation},
