@@ -306,14 +306,15 @@ var (
 	invalidatingWrites = []string{"CreateAccount", "UpdateAccount", "DeleteAccount", "DeleteRepository",
 		"CreateBlobAndMount", "MountBlob", "UnmountBlob", "PutManifest", "DeleteManifest", "DeleteTag",
 		"RecordPulls", "SweepBlobMounts", "RecordBlobValidation", "SetBlobStorage", "SetGCStatuses", "RecordVulnerabilityScan",
-		"RecordManifestValidation"}
+		"RecordManifestValidation", "ForgetBlobContent"}
 	untouched = []string{"Ping", "Close", "ListAccounts", "ListRepositories", "GetBlobInAccount",
 		"CreateUpload", "GetUpload", "UpdateUpload", "DeleteUpload", "ListStaleUploads", "DeleteStaleUpload",
 		"ListReferrers", "ListManifestsNotInStorage", "MarkManifestsInStorage", "GetUser", "PutUser", "ListAccountsOfTenants", "ListRepositoriesOfTenants",
 		"ListRepositoryStats", "ListManifestInfos", "GetTag", "ListTagsOfManifest", "ListUsers", "DeleteUser",
 		"SetRole", "ListRoles", "ListTenantMembers", "CreateAPIKey", "GetAPIKey", "ListAPIKeys", "RevokeAPIKey",
 		"GetQuota", "PutQuota", "GetUsage", "SweepBlobs", "ClaimStorageSweep", "ClaimReplicaSync", "ClaimVulnerabilityScan", "GetVulnerabilityReport", "RescheduleVulnerabilityScans", "ListChildVulnerabilityStatuses", "ReconcileUnknownObjects", "ClaimBlobValidation", "ClaimGCPolicyRun", "ListGCCandidates", "ClaimManifestValidation", "RecordAuditEvents", "ListAuditEvents",
-		"GetPeer", "IssuePeerPassword", "MarkPeerPasswordDelivered", "StoreReceivedPeerPassword"}
+		"GetPeer", "IssuePeerPassword", "MarkPeerPasswordDelivered", "StoreReceivedPeerPassword",
+		"ListBlobsOfAccount", "ListManifestsOfAccount", "ListUnknownObjects"}
 )
 
 func TestMethodClassification(t *testing.T) {
