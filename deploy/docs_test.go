@@ -1,0 +1,20 @@
+package deploy
+
+import (
+	"strings"
+	"testing"
+
+	"keppel/internal/config"
+)
+
+// TestEveryVariableIsDocumented checks that docs/configuration.md names
+// every environment variable that the configuration reads.
+func TestEveryVariableIsDocumented(t *testing.T) {
+	t.Parallel()
+	doc := string(readFile(t, "docs/configuration.md"))
+	for _, name := range config.EnvironmentVariables() {
+		if !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("docs/configuration.md does not describe %s", name)
+		}
+	}
+}
