@@ -83,6 +83,15 @@ func (b *Bar) Add(n int64) {
 	}
 }
 
+// Complete counts everything expected as done, for a transfer that ended
+// well although not every byte was reported (blobs that were there
+// already, say).
+func (b *Bar) Complete() {
+	if b != nil {
+		b.done.Store(max(b.done.Load(), b.total.Load()))
+	}
+}
+
 // AddTotal adds n bytes to what is expected in all.
 func (b *Bar) AddTotal(n int64) {
 	if b != nil {
@@ -157,6 +166,18 @@ func (b *Bar) Finish() {
 		return
 	}
 	b.once.Do(func() {
+		// What the transfers sent last is counted before the last line
+		// (their channels are closed when they return), but a channel
+		// left open does not hold Finish up for long.
+		drained := make(chan struct{})
+		go func() {
+			b.drain.Wait()
+			close(drained)
+		}()
+		select {
+		case <-drained:
+		case <-time.After(time.Second):
+		}
 		close(b.stop)
 		<-b.stopped
 		b.draw(true)

@@ -100,7 +100,6 @@ func TestBarFollowsUpdatesAndEndsTheLine(t *testing.T) {
 	ch = b.Updates()
 	ch <- v1.Update{Total: 1024, Complete: 1024}
 	close(ch)
-	b.drain.Wait()
 	b.Finish()
 	b.Finish()
 	got := out.String()
@@ -132,4 +131,20 @@ func TestTransportCountsResponseBodies(t *testing.T) {
 	if got := b.done.Load(); got != 5000 {
 		t.Errorf("counted %d bytes, want 5000", got)
 	}
+}
+
+func TestCompleteFillsTheLine(t *testing.T) {
+	t.Parallel()
+	var out syncBuffer
+	b := New(&out, "copy", true)
+	b.AddTotal(2048)
+	b.Add(1000)
+	b.Complete()
+	b.Finish()
+	if got := out.String(); !strings.Contains(got, "2.0 KiB / 2.0 KiB  100%") {
+		t.Errorf("after Complete the line is %q", got)
+	}
+	var nilBar *Bar
+	nilBar.Complete()
+	nilBar.Finish()
 }

@@ -100,6 +100,7 @@ func Pull(ctx context.Context, src name.Reference, dest string, format Format, p
 	if err != nil {
 		return name.Digest{}, err
 	}
+	o.Progress.Complete()
 	return src.Context().Digest(digest.String()), nil
 }
 

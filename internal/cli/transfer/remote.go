@@ -61,6 +61,7 @@ func Copy(ctx context.Context, src, dst name.Reference, platform *v1.Platform, o
 	if err := remote.Push(dst, t, o.write(ctx)...); err != nil {
 		return name.Digest{}, fmt.Errorf("writing %s: %w", dst, err)
 	}
+	o.Progress.Complete()
 	return dst.Context().Digest(digest.String()), nil
 }
 

@@ -257,5 +257,6 @@ func Push(ctx context.Context, src *Source, dst name.Reference, o Options) (name
 	if err := remote.Push(dst, src.Manifest, o.write(ctx)...); err != nil {
 		return name.Digest{}, fmt.Errorf("pushing to %s: %w", dst, err)
 	}
+	o.Progress.Complete()
 	return dst.Context().Digest(d.String()), nil
 }
