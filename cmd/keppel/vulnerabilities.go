@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,15 +37,19 @@ type vulnerabilityReportJSON struct {
 func newVulnerabilitiesCommand() *cobra.Command {
 	var flags clientFlags
 	cmd := &cobra.Command{
-		Use:   "vulnerabilities ACCOUNT/REPOSITORY(:TAG|@DIGEST)",
+		Use:   "vulnerabilities [HOST/]ACCOUNT/REPOSITORY[:TAG|@DIGEST]",
 		Short: "Show the vulnerability status and report of a manifest as a table",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			account, repo, ref, err := splitImageRef(args[0])
+			img, err := parseImageArg(args[0], "latest")
 			if err != nil {
 				return err
 			}
-			base := "/keppel/v1/accounts/" + url.PathEscape(account) + "/repositories/" + repo + "/_manifests"
+			if err := img.useHost(cmd); err != nil {
+				return err
+			}
+			ref := img.reference()
+			base := img.repositoryPath() + "/_manifests"
 			var list struct {
 				Manifests []struct {
 					Digest string `json:"digest"`
@@ -70,7 +73,7 @@ func newVulnerabilitiesCommand() *cobra.Command {
 				}
 			}
 			if digest == "" {
-				return fmt.Errorf("%s has no manifest %s", account+"/"+repo, ref)
+				return fmt.Errorf("%s/%s has no manifest %s: see `keppel tags %[1]s/%[2]s`", img.account, img.repository, ref)
 			}
 			var raw json.RawMessage
 			if err := flags.call(cmd, http.MethodGet, base+"/"+digest+"/vulnerability_report", nil, &raw); err != nil {
@@ -84,21 +87,6 @@ func newVulnerabilitiesCommand() *cobra.Command {
 	}
 	flags.register(cmd)
 	return cmd
-}
-
-// splitImageRef splits "account/repo:tag" or "account/repo@digest".
-func splitImageRef(s string) (account, repo, ref string, err error) {
-	name, ref := s, "latest"
-	if i := strings.LastIndex(s, "@"); i > 0 {
-		name, ref = s[:i], s[i+1:]
-	} else if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
-		name, ref = s[:i], s[i+1:]
-	}
-	account, repo, ok := strings.Cut(name, "/")
-	if !ok || account == "" || repo == "" || ref == "" {
-		return "", "", "", fmt.Errorf("%q is not ACCOUNT/REPOSITORY:TAG or ACCOUNT/REPOSITORY@DIGEST", s)
-	}
-	return account, repo, ref, nil
 }
 
 // printVulnerabilities prints a builtin report as a table (other reports as

@@ -102,5 +102,5 @@ func TestVulnerabilitiesCommand(t *testing.T) {
 		}
 	}
 	wantRunError(t, "has no manifest v2", "", "vulnerabilities", "test/app:v2")
-	wantRunError(t, "is not ACCOUNT/REPOSITORY", "", "vulnerabilities", "app")
+	wantRunError(t, "is not an image", "", "vulnerabilities", "app")
 }
