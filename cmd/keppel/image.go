@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -117,6 +118,42 @@ func (k imageKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) 
 		return nil, fmt.Errorf("registry %q: %w", res.RegistryStr(), err)
 	}
 	return validateAuth(reg)
+}
+
+// imageResult is what push, pull and copy print: with --output table the
+// reference alone (repository@digest), for scripts.
+type imageResult struct {
+	// Reference is the repository with the digest written.
+	Reference string `json:"reference"`
+	// Digest is the digest of the manifest written.
+	Digest string `json:"digest"`
+}
+
+// printImageResult prints what was written: the reference alone, or an
+// object in the format of --output.
+func printImageResult(cmd *cobra.Command, d name.Digest) error {
+	r := imageResult{Reference: d.String(), Digest: d.DigestStr()}
+	return printResult(cmd, r, func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, r.Reference)
+		return err
+	})
+}
+
+// printImageResults prints what was written by a copy of several tags:
+// one reference a line, or a list in the format of --output.
+func printImageResults(cmd *cobra.Command, ds []name.Digest) error {
+	results := make([]imageResult, 0, len(ds))
+	for _, d := range ds {
+		results = append(results, imageResult{Reference: d.String(), Digest: d.DigestStr()})
+	}
+	return printResult(cmd, results, func(w io.Writer) error {
+		for _, r := range results {
+			if _, err := fmt.Fprintln(w, r.Reference); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // explainImageError adds to a registry's error what to do about it.

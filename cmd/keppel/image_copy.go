@@ -64,8 +64,7 @@ to the same tag in DST; one line per tag is printed.
 			if err != nil {
 				return explainImageError(err, src, dst)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), d)
-			return nil
+			return printImageResult(cmd, d)
 		},
 	}
 	flags.register(cmd)
@@ -92,8 +91,10 @@ func copyAllTags(cmd *cobra.Command, flags *imageFlags, p *v1.Platform, src, dst
 	defer o.Progress.Finish()
 	ds, err := transfer.CopyTags(cmd.Context(), srcRepo, dstRepo, p, o)
 	o.Progress.Finish()
-	for _, d := range ds {
-		fmt.Fprintln(cmd.OutOrStdout(), d)
+	if len(ds) > 0 {
+		if perr := printImageResults(cmd, ds); perr != nil && err == nil {
+			err = perr
+		}
 	}
 	if err != nil {
 		return explainImageError(err, srcRepo.Tag("latest"), dstRepo.Tag("latest"))

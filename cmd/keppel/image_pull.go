@@ -57,8 +57,7 @@ not at all.
 			if err != nil {
 				return explainImageError(err, src)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), d)
-			return nil
+			return printImageResult(cmd, d)
 		},
 	}
 	flags.register(cmd)

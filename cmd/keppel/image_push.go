@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"keppel/internal/cli/transfer"
@@ -52,8 +50,7 @@ Manifests from a layout are pushed as they are, so digests stay the same.
 			if err != nil {
 				return explainImageError(err, dst)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), d)
-			return nil
+			return printImageResult(cmd, d)
 		},
 	}
 	flags.register(cmd)

@@ -240,6 +240,18 @@ func TestCopyBetweenRegistries(t *testing.T) {
 			}
 		}
 	}
+
+	// --all-tags copies every tag and prints a line for each.
+	stdout, stderr, err = runSplit(t, "copy", "--all-tags", a.Host+"/test/app", b.Host+"/test/mirror")
+	if err != nil {
+		t.Fatalf("copy --all-tags: %v\n%s", err, stderr)
+	}
+	if want := b.Host + "/test/mirror@" + idxDigest.String() + "\n"; stdout != want {
+		t.Errorf("copy --all-tags printed %q, want %q", stdout, want)
+	}
+	if _, _, err := runSplit(t, "copy", "--all-tags", src, b.Host+"/test/mirror"); err == nil {
+		t.Error("copy --all-tags of a tag succeeded")
+	}
 }
 
 // ociLayout writes an OCI image layout with the image or index.
@@ -395,6 +407,19 @@ func TestPushAndPullRoundTrip(t *testing.T) {
 	}
 	if got := pushOK(t, pulledTar, s.Host+"/test/fromtar:again"); got != want.String() {
 		t.Errorf("push of the pulled tarball gave %s, want %s", got, want)
+	}
+
+	// --output json prints the reference and the digest.
+	stdout, stderr, err = runSplit(t, "push", pulledTar, s.Host+"/test/json:v1", "--output", "json")
+	if err != nil {
+		t.Fatalf("push --output json: %v\n%s", err, stderr)
+	}
+	var result imageResult
+	if err := json.Unmarshal([]byte(stdout), &result); err != nil {
+		t.Fatalf("push --output json printed %q: %v", stdout, err)
+	}
+	if result.Digest != want.String() || result.Reference != s.Host+"/test/json@"+want.String() {
+		t.Errorf("push --output json printed %+v", result)
 	}
 }
 
