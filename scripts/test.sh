@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 VERSITYGW_VERSION=v1.8.0
 DISTRIBUTION_VERSION=v3.1.2
+CRANE_VERSION=v0.22.1 # the go-containerregistry version of go.mod
 CACHE_DIR=${KEPPEL_CACHE_DIR:-$HOME/.cache/keppel-ci}
 export KEPPEL_TEST_POSTGRES_URL=${KEPPEL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 FUZZTIME=${FUZZTIME:-20s}
@@ -106,6 +107,18 @@ ensure_distribution() {
 # A single-replica OpenStack Swift on loopback (Debian's packages, installed
 # if missing) for the Swift driver and the conformance run on Swift; it keeps
 # running between runs and is reused.
+# crane runs the README's tour (internal/test/e2e/readme_test.go).
+ensure_crane() {
+  local bin="$CACHE_DIR/crane-$CRANE_VERSION/crane"
+  if [ ! -x "$bin" ]; then
+    log "building crane $CRANE_VERSION (once per machine)"
+    mkdir -p "$(dirname "$bin")"
+    GOBIN="$(dirname "$bin")" GOFLAGS=-mod=mod go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+  fi
+  export KEPPEL_CRANE_BIN="$bin"
+  export KEPPEL_TEST_REQUIRE_CRANE=1
+}
+
 ensure_swift() {
   local env
   env=$(scripts/swift-aio.sh "$CACHE_DIR/swift-aio")
@@ -125,6 +138,7 @@ if [ -z "${KEPPEL_TEST_REDIS_URL:-}" ]; then ensure_redis; fi
 ensure_conformance
 ensure_versitygw
 ensure_distribution
+ensure_crane
 ensure_swift
 
 log "go test -race ./..."

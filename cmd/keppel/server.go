@@ -118,11 +118,11 @@ The administrator account was created:
     password: %s
 This password is shown only once; set KEPPEL_ADMIN_PASSWORD to choose your own.
 
-Log in:            docker login %[2]s -u admin
-Create an account: KEPPEL_PASSWORD=… keppel account create library --auth-tenant-id default --registry %[3]s
-Push an image:     docker push %[2]s/library/hello:latest
+Log in:            keppel login %[2]s -u admin      (or docker login, podman login)
+Create an account: keppel account create library --auth-tenant-id default
+Push an image:     keppel push ./image-layout %[2]s/library/hello:latest   (or docker push, crane push)
 
-`, srv.AdminPasswordGenerated, hostOf(cfg.API.PublicURL), cfg.API.PublicURL)
+`, srv.AdminPasswordGenerated, hostOf(cfg.API.PublicURL))
 		}
 	})
 }
