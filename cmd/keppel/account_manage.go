@@ -69,6 +69,7 @@ func newAccountShowCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	cmd.ValidArgsFunction = completeAccounts(&flags)
 	return cmd
 }
 
@@ -87,5 +88,6 @@ func newAccountDeleteCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	cmd.ValidArgsFunction = completeAccounts(&flags)
 	return cmd
 }

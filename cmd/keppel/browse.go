@@ -212,6 +212,7 @@ Add --output json or yaml for the complete records of the management API.`,
 		},
 	}
 	flags.register(cmd)
+	cmd.ValidArgsFunction = completeRepositories(&flags)
 	return cmd
 }
 
@@ -295,6 +296,7 @@ func newCatalogCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	cmd.ValidArgsFunction = completeAccounts(&flags)
 	return cmd
 }
 
@@ -340,6 +342,7 @@ func newTagsCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	cmd.ValidArgsFunction = completeRepositories(&flags)
 	return cmd
 }
 
@@ -381,5 +384,6 @@ garbage collection in the background.`,
 		},
 	}
 	flags.register(cmd)
+	cmd.ValidArgsFunction = completeRepositories(&flags)
 	return cmd
 }

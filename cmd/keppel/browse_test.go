@@ -130,6 +130,24 @@ func TestBrowseCommands(t *testing.T) {
 		t.Errorf("tags -o json = %+v (%v)", tags, err)
 	}
 
+	// Shell completion asks the registry for accounts and repositories.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ls", "te"}, "test/\n:6\n"},
+		{[]string{"tags", "test/a"}, "test/app\n:4\n"},
+		{[]string{"manifest", "test/"}, "test/app\ntest/tools\n:4\n"},
+		{[]string{"account", "show", ""}, "test\n:4\n"},
+		{[]string{"account", "show", "test", ""}, ":4\n"},
+		{[]string{"ls", "--output", ""}, "table\njson\nyaml\n:4\n"},
+	} {
+		out := mustRun(t, "", append([]string{"__complete"}, c.args...)...)
+		if got, _, _ := strings.Cut(out, "Completion ended"); got != c.want {
+			t.Errorf("completing %q: %q, want %q", c.args, got, c.want)
+		}
+	}
+
 	// delete: a tag keeps the manifest; a digest takes the manifest and its
 	// tags; an index keeps its children.
 	if out := mustRun(t, "", "delete", "test/app:latest"); out != "deleted tag test/app:latest\n" {

@@ -106,6 +106,7 @@ manifest exactly as stored (its SHA-256 is the digest); yaml converts it.`,
 		},
 	}
 	flags.register(cmd)
+	cmd.ValidArgsFunction = completeRepositories(&flags)
 	return cmd
 }
 

@@ -86,6 +86,7 @@ func newVulnerabilitiesCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	cmd.ValidArgsFunction = completeRepositories(&flags)
 	return cmd
 }
 
