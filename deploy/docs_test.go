@@ -18,3 +18,15 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryMetricIsDocumented checks that docs/operator-guide.md names
+// every metric that the code registers.
+func TestEveryMetricIsDocumented(t *testing.T) {
+	t.Parallel()
+	guide := string(readFile(t, "docs/operator-guide.md"))
+	for name := range registeredMetrics(t) {
+		if !strings.Contains(guide, "`"+name) {
+			t.Errorf("docs/operator-guide.md does not describe the metric %s", name)
+		}
+	}
+}
