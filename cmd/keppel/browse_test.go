@@ -114,6 +114,21 @@ func TestBrowseCommands(t *testing.T) {
 		}
 	}
 
+	// Commands that change things print what they did, in every format.
+	for _, format := range []string{"table", "json", "yaml"} {
+		for _, c := range []struct {
+			golden string
+			args   []string
+		}{
+			{"account_create", []string{"account", "create", "test", "--auth-tenant-id", "tenant1"}},
+			{"copy", []string{"copy", host + "/test/app:multi", host + "/test/copy-" + format + ":v1"}},
+			{"validate", []string{"validate", host + "/test/app:multi"}},
+		} {
+			out := mustRun(t, "", append(c.args, "--output", format)...)
+			checkGolden(t, "output/"+c.golden+"."+format, normalize(out, map[string]string{host: "REGISTRY", "copy-" + format: "copy-FORMAT"}))
+		}
+	}
+
 	// The JSON of a manifest is the manifest byte for byte.
 	out := mustRun(t, "", "manifest", "test/app:multi", "-o", "json")
 	sum := sha256.Sum256([]byte(strings.TrimSuffix(out, "\n")))
@@ -137,7 +152,7 @@ func TestBrowseCommands(t *testing.T) {
 	}{
 		{[]string{"ls", "te"}, "test/\n:6\n"},
 		{[]string{"tags", "test/a"}, "test/app\n:4\n"},
-		{[]string{"manifest", "test/"}, "test/app\ntest/tools\n:4\n"},
+		{[]string{"manifest", "test/"}, "test/app\ntest/copy-json\ntest/copy-table\ntest/copy-yaml\ntest/tools\n:4\n"},
 		{[]string{"account", "show", ""}, "test\n:4\n"},
 		{[]string{"account", "show", "test", ""}, ":4\n"},
 		{[]string{"ls", "--output", ""}, "table\njson\nyaml\n:4\n"},

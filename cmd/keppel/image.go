@@ -21,9 +21,10 @@ import (
 // imageAuthHelp tells how the image commands find credentials and reach
 // registries; it ends the long help of each.
 const imageAuthHelp = `Registries on localhost and loopback addresses are reached over plain HTTP;
-others only with --insecure. Credentials come from KEPPEL_USERNAME and
-KEPPEL_PASSWORD (for the registry of --registry or KEPPEL_REGISTRY_URL if one
-is given, else for every registry), else from the docker config
+others only with --insecure. Credentials come from KEPPEL_PASSWORD (as
+KEPPEL_USERNAME, by default admin; for the registry of --registry or
+KEPPEL_REGISTRY_URL if one is given, else for every registry), else from the
+docker config
 ($DOCKER_CONFIG/config.json, where ` + "`keppel login`" + ` and ` + "`docker login`" + ` store
 logins); without them access is anonymous.
 

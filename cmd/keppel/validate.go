@@ -12,6 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
+
+	"keppel/internal/cli/output"
 )
 
 func newValidateCommand() *cobra.Command {
@@ -26,9 +28,9 @@ the replica.
 
 IMAGE is <host>/<repository>[:tag|@digest]. Registries on localhost and
 loopback addresses are reached over plain HTTP; others only with --insecure.
-Credentials come from KEPPEL_USERNAME and KEPPEL_PASSWORD, or from
-` + "`keppel login`" + ` for the registry it was stored for; without them the
-pull is anonymous.`,
+Credentials come from KEPPEL_PASSWORD (as KEPPEL_USERNAME, by default
+admin), or from the docker config, where ` + "`keppel login`" + ` and ` + "`docker login`" + `
+store logins; without them the pull is anonymous.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var opts []name.Option
@@ -44,11 +46,23 @@ pull is anonymous.`,
 				return err
 			}
 			v := &validator{out: cmd.OutOrStdout(), opts: []remote.Option{remote.WithAuth(auth), remote.WithContext(cmd.Context())}}
+			if formatOf(cmd) != output.Table {
+				v.out = io.Discard // only the summary, as one document
+			}
 			if err := v.validate(ref); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is valid: %d manifests, %d blobs, %d bytes of blobs\n", ref, v.manifests, v.blobs, v.bytes)
-			return nil
+			summary := struct {
+				Image     string `json:"image"`
+				Valid     bool   `json:"valid"`
+				Manifests int64  `json:"manifests"`
+				Blobs     int64  `json:"blobs"`
+				Bytes     int64  `json:"blob_bytes"`
+			}{ref.String(), true, v.manifests, v.blobs, v.bytes}
+			return printResult(cmd, summary, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%s is valid: %d manifests, %d blobs, %d bytes of blobs\n", ref, v.manifests, v.blobs, v.bytes)
+				return err
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a registry that is not on loopback")
@@ -86,7 +100,12 @@ func cutHost(ref string) (host, rest string, ok bool) {
 // environment, or the login stored for it in the docker config (by
 // `keppel login` or `docker login`), or none.
 func validateAuth(reg name.Registry) (authn.Authenticator, error) {
-	if user, pw := os.Getenv("KEPPEL_USERNAME"), os.Getenv("KEPPEL_PASSWORD"); user != "" && pw != "" {
+	if pw := os.Getenv("KEPPEL_PASSWORD"); pw != "" {
+		// As for the management commands, the user is admin unless named.
+		user := os.Getenv("KEPPEL_USERNAME")
+		if user == "" {
+			user = "admin"
+		}
 		return &authn.Basic{Username: user, Password: pw}, nil
 	}
 	auth, err := authn.DefaultKeychain.Resolve(reg)
