@@ -13,18 +13,28 @@ func completeAccounts(flags *clientFlags) cobra.CompletionFunc {
 		if len(args) > 0 && cmd.Args != nil && cmd.Args(cmd, append(args, "x")) != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		accounts, err := listAccounts(cmd, flags)
+		out, err := matchingAccounts(cmd, flags, toComplete, "")
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
-		var out []string
-		for _, a := range accounts {
-			if strings.HasPrefix(a.Name, toComplete) {
-				out = append(out, a.Name)
-			}
-		}
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// matchingAccounts lists the account names that start with prefix, each
+// followed by suffix.
+func matchingAccounts(cmd *cobra.Command, flags *clientFlags, prefix, suffix string) ([]string, error) {
+	accounts, err := listAccounts(cmd, flags)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range accounts {
+		if strings.HasPrefix(a.Name, prefix) {
+			out = append(out, a.Name+suffix)
+		}
+	}
+	return out, nil
 }
 
 // completeRepositories completes ACCOUNT/REPOSITORY: first the account
@@ -39,15 +49,9 @@ func completeRepositories(flags *clientFlags) cobra.CompletionFunc {
 			if looksLikeHost(account) {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
-			accounts, err := listAccounts(cmd, flags)
+			out, err := matchingAccounts(cmd, flags, toComplete, "/")
 			if err != nil {
 				return nil, cobra.ShellCompDirectiveError
-			}
-			var out []string
-			for _, a := range accounts {
-				if strings.HasPrefix(a.Name, toComplete) {
-					out = append(out, a.Name+"/")
-				}
 			}
 			return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 		}

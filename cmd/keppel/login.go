@@ -41,6 +41,18 @@ func registryURL(arg string) (string, error) {
 	return u.Scheme + "://" + u.Host, nil
 }
 
+// registryAndHost returns the registry's URL and the host under which its
+// login is stored.
+func registryAndHost(arg string) (registry, host string, err error) {
+	if registry, err = registryURL(arg); err != nil {
+		return "", "", err
+	}
+	if host, err = credentials.Host(registry); err != nil {
+		return "", "", err
+	}
+	return registry, host, nil
+}
+
 // client talks to the management API as one user.
 type client struct {
 	registry, username, password string
@@ -201,11 +213,7 @@ input (--password-stdin, or typed when asked).`,
 			if len(args) == 1 {
 				registry = args[0]
 			}
-			registry, err := registryURL(registry)
-			if err != nil {
-				return err
-			}
-			host, err := credentials.Host(registry)
+			registry, host, err := registryAndHost(registry)
 			if err != nil {
 				return err
 			}
@@ -261,11 +269,7 @@ to last) from the docker config or its credential helper.`,
 					registry = stored
 				}
 			}
-			registry, err := registryURL(registry)
-			if err != nil {
-				return err
-			}
-			host, err := credentials.Host(registry)
+			registry, host, err := registryAndHost(registry)
 			if err != nil {
 				return err
 			}
