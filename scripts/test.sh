@@ -78,47 +78,41 @@ ensure_conformance() {
   export KEPPEL_CONFORMANCE_BIN="$bin"
 }
 
+# go_install_tool DIR BINARY PACKAGE@VERSION builds a tool once per machine
+# into $CACHE_DIR/DIR (a directory per version) and prints its path.
+go_install_tool() {
+  local bin="$CACHE_DIR/$1/$2"
+  if [ ! -x "$bin" ]; then
+    log "building $3 (once per machine)" >&2
+    mkdir -p "$(dirname "$bin")"
+    GOBIN="$(dirname "$bin")" GOFLAGS=-mod=mod go install "$3" >&2
+  fi
+  echo "$bin"
+}
+
 # versitygw is the real S3 server that the S3 driver, the conformance run on
 # S3 and the scale-out tests use; each test starts its own on a loopback port.
 ensure_versitygw() {
-  local bin="$CACHE_DIR/versitygw-$VERSITYGW_VERSION/versitygw"
-  if [ ! -x "$bin" ]; then
-    log "building versitygw $VERSITYGW_VERSION (the S3 server of the tests; once per machine)"
-    mkdir -p "$(dirname "$bin")"
-    GOBIN="$(dirname "$bin")" GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-  fi
-  export KEPPEL_VERSITYGW_BIN="$bin"
-  export KEPPEL_TEST_REQUIRE_S3=1
+  KEPPEL_VERSITYGW_BIN=$(go_install_tool "versitygw-$VERSITYGW_VERSION" versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+  export KEPPEL_VERSITYGW_BIN KEPPEL_TEST_REQUIRE_S3=1
 }
 
 # The CNCF Distribution registry is the upstream of the pull-through tests
 # (and the baseline of `keppel bench compare`).
 ensure_distribution() {
-  local bin="$CACHE_DIR/distribution-$DISTRIBUTION_VERSION/registry"
-  if [ ! -x "$bin" ]; then
-    log "building the Distribution registry $DISTRIBUTION_VERSION (once per machine)"
-    mkdir -p "$(dirname "$bin")"
-    GOBIN="$(dirname "$bin")" GOFLAGS=-mod=mod go install "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
-  fi
-  export KEPPEL_DISTRIBUTION_BIN="$bin"
-  export KEPPEL_TEST_REQUIRE_DISTRIBUTION=1
+  KEPPEL_DISTRIBUTION_BIN=$(go_install_tool "distribution-$DISTRIBUTION_VERSION" registry "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION")
+  export KEPPEL_DISTRIBUTION_BIN KEPPEL_TEST_REQUIRE_DISTRIBUTION=1
+}
+
+# crane runs the README's tour (internal/test/e2e/readme_test.go).
+ensure_crane() {
+  KEPPEL_CRANE_BIN=$(go_install_tool "crane-$CRANE_VERSION" crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION")
+  export KEPPEL_CRANE_BIN KEPPEL_TEST_REQUIRE_CRANE=1
 }
 
 # A single-replica OpenStack Swift on loopback (Debian's packages, installed
 # if missing) for the Swift driver and the conformance run on Swift; it keeps
 # running between runs and is reused.
-# crane runs the README's tour (internal/test/e2e/readme_test.go).
-ensure_crane() {
-  local bin="$CACHE_DIR/crane-$CRANE_VERSION/crane"
-  if [ ! -x "$bin" ]; then
-    log "building crane $CRANE_VERSION (once per machine)"
-    mkdir -p "$(dirname "$bin")"
-    GOBIN="$(dirname "$bin")" GOFLAGS=-mod=mod go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
-  fi
-  export KEPPEL_CRANE_BIN="$bin"
-  export KEPPEL_TEST_REQUIRE_CRANE=1
-}
-
 ensure_swift() {
   local env
   env=$(scripts/swift-aio.sh "$CACHE_DIR/swift-aio")
