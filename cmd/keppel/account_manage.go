@@ -54,7 +54,7 @@ func newAccountShowCommand() *cobra.Command {
 			if state == "" {
 				state = "active"
 			}
-			tw := newTable(w)
+			tw := output.NewTable(w)
 			fmt.Fprintf(tw, "name:\t%s\n", a.Name)
 			fmt.Fprintf(tw, "auth tenant:\t%s\n", a.AuthTenantID)
 			fmt.Fprintf(tw, "state:\t%s\n", state)

@@ -183,12 +183,6 @@ func (f *clientFlags) call(cmd *cobra.Command, method, path string, body, out an
 	return err
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func newLoginCommand() *cobra.Command {
 	var flags clientFlags
 	cmd := &cobra.Command{

@@ -43,7 +43,7 @@ func printQuota(w io.Writer, tenant string, q quotaJSON, f output.Format) error 
 	if f != output.Table {
 		return output.Write(w, f, q, nil)
 	}
-	tw := newTable(w)
+	tw := output.NewTable(w)
 	fmt.Fprintln(tw, "RESOURCE\tQUOTA\tUSAGE")
 	fmt.Fprintf(tw, "manifests\t%s\t%d\n", limitText(q.Manifests.Quota), q.Manifests.Usage)
 	fmt.Fprintf(tw, "bytes\t%s\t%d\n", limitText(q.Bytes.Quota), q.Bytes.Usage)

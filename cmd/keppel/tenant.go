@@ -38,7 +38,7 @@ func newTenantMembersCommand() *cobra.Command {
 				users = append(users, u)
 			}
 			slices.Sort(users)
-			tw := newTable(cmd.OutOrStdout())
+			tw := output.NewTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "USER\tROLE")
 			for _, u := range users {
 				fmt.Fprintf(tw, "%s\t%s\n", u, out.Members[u])

@@ -5,13 +5,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,8 +31,6 @@ type apiKeyJSON struct {
 	RevokedAt *string `json:"revoked_at,omitempty"`
 	Secret    string  `json:"secret,omitempty"`
 }
-
-func newTable(w io.Writer) *tabwriter.Writer { return output.NewTable(w) }
 
 // rolesText renders roles as "tenant=role,…", sorted by tenant.
 func rolesText(roles map[string]string) string {
@@ -72,7 +68,7 @@ func newUserListCommand() *cobra.Command {
 			if f := formatOf(cmd); f != output.Table {
 				return output.Write(cmd.OutOrStdout(), f, out.Users, nil)
 			}
-			tw := newTable(cmd.OutOrStdout())
+			tw := output.NewTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "NAME\tADMIN\tROLES")
 			for _, u := range out.Users {
 				fmt.Fprintf(tw, "%s\t%t\t%s\n", u.Name, u.IsAdmin, rolesText(u.Roles))
@@ -293,7 +289,7 @@ func newAPIKeyListCommand() *cobra.Command {
 			if f := formatOf(cmd); f != output.Table {
 				return output.Write(cmd.OutOrStdout(), f, out.APIKeys, nil)
 			}
-			tw := newTable(cmd.OutOrStdout())
+			tw := output.NewTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES\tSTATE")
 			now := time.Now()
 			for _, k := range out.APIKeys {

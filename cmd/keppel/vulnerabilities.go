@@ -114,7 +114,7 @@ func printVulnerabilities(w io.Writer, digest, status string, raw json.RawMessag
 	if len(r.Vulnerabilities) == 0 {
 		return nil
 	}
-	tw := newTable(w)
+	tw := output.NewTable(w)
 	fmt.Fprintln(tw, "ID\tSEVERITY\tPACKAGE\tINSTALLED\tFIXED\tSUMMARY")
 	for _, v := range r.Vulnerabilities {
 		fixed := v.FixedVersion
